@@ -1,0 +1,178 @@
+//! The [`Collector`]: parsers' records → table rows, with line accounting.
+//!
+//! Invariant kept here for every source: `lines = parsed + rejected + skipped`.
+//! A grown file is re-read from its start so that cross-line state (sessions,
+//! queue ids) is rebuilt exactly, but only rows and lines at or after
+//! `emit_from` are written: re-ingesting adds only what is new.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use mcpf_schema::Table;
+
+use crate::mcp::{McpDeriver, McpEvent};
+use crate::postfix::MailDelivery;
+use crate::time::date_of;
+use crate::{Emit, Format, Pos};
+
+/// How long a raw record may be in `_rejects` before it is cut.
+pub const MAX_REJECT_RAW_BYTES: usize = 8 * 1024;
+
+/// A cell value for [`RowSink::row`]; cells are given in the table's column
+/// order without the provenance columns, which the collector appends.
+#[derive(Debug, Clone, Copy)]
+pub enum Val<'a> {
+    Str(Option<&'a str>),
+    Int(Option<i64>),
+    Float(Option<f64>),
+    Bool(Option<bool>),
+    /// UTC microseconds.
+    Ts(Option<i64>),
+}
+
+/// Where finished rows go: the lake writer, or a vector in tests.
+pub trait RowSink {
+    /// One complete row, provenance included, in the table's column order.
+    fn row(&mut self, table: Table, vals: &[Val<'_>]);
+}
+
+/// How one or more physical lines ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineOutcome {
+    /// Contributed to at least one row (alone or with other lines).
+    Parsed,
+    /// Deliberately not normalized; the reason is counted per source.
+    Skipped(&'static str),
+}
+
+/// Per-source accounting, written to `_ingest_log` and printed by `ingest`.
+#[derive(Debug, Clone, Default)]
+pub struct SourceStats {
+    pub lines: u64,
+    pub parsed: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    pub skipped_reasons: BTreeMap<String, u64>,
+    pub rows: BTreeMap<&'static str, u64>,
+}
+
+impl SourceStats {
+    /// True when every line was accounted for exactly once.
+    pub fn balanced(&self) -> bool {
+        self.lines == self.parsed + self.rejected + self.skipped
+    }
+}
+
+/// Provenance shared by every row of one source.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub format: Format,
+    pub file: Arc<str>,
+    pub ingest_id: Arc<str>,
+}
+
+/// Implements [`Emit`] for one source file.
+pub struct Collector<'s> {
+    sink: &'s mut dyn RowSink,
+    prov: Provenance,
+    emit_from: u64,
+    pub stats: SourceStats,
+    mcp: McpDeriver,
+}
+
+impl<'s> Collector<'s> {
+    pub fn new(sink: &'s mut dyn RowSink, prov: Provenance, emit_from: u64) -> Self {
+        let mcp = McpDeriver::new(prov.file.clone());
+        Collector { sink, prov, emit_from, stats: SourceStats::default(), mcp }
+    }
+
+    /// Flush derived state (unanswered calls) at the end of the source.
+    pub fn finish(mut self) -> SourceStats {
+        let mut mcp = std::mem::replace(&mut self.mcp, McpDeriver::new(self.prov.file.clone()));
+        mcp.finish(&mut RowOut { c: &mut self });
+        self.stats
+    }
+
+    /// Write one row whose provenance is `pos`, if it lies in the emitted part.
+    /// `filter_offset` decides whether it is new (for rows built from several
+    /// records, the last record's offset).
+    pub(crate) fn row(&mut self, table: Table, filter_offset: u64, pos: &Pos, vals: &[Val<'_>]) {
+        if filter_offset < self.emit_from {
+            return;
+        }
+        let mut full: Vec<Val<'_>> = Vec::with_capacity(vals.len() + 5);
+        full.extend_from_slice(vals);
+        full.push(Val::Str(Some(self.prov.format.name())));
+        full.push(Val::Str(Some(&self.prov.file)));
+        full.push(Val::Int(Some(pos.offset as i64)));
+        full.push(Val::Int(Some(pos.line as i64)));
+        full.push(Val::Str(Some(&self.prov.ingest_id)));
+        self.sink.row(table, &full);
+        *self.stats.rows.entry(table.name()).or_insert(0) += 1;
+    }
+
+    fn counts(&self, pos: &Pos) -> bool {
+        pos.offset >= self.emit_from
+    }
+}
+
+/// Lets the MCP deriver write rows through the collector.
+pub(crate) struct RowOut<'a, 's> {
+    pub c: &'a mut Collector<'s>,
+}
+
+impl RowOut<'_, '_> {
+    pub fn row(&mut self, table: Table, filter_offset: u64, pos: &Pos, vals: &[Val<'_>]) {
+        self.c.row(table, filter_offset, pos, vals)
+    }
+}
+
+impl Emit for Collector<'_> {
+    fn mcp(&mut self, event: McpEvent) {
+        let mut mcp = std::mem::replace(&mut self.mcp, McpDeriver::new(self.prov.file.clone()));
+        mcp.event(event, &mut RowOut { c: self });
+        self.mcp = mcp;
+    }
+
+    fn delivery(&mut self, d: MailDelivery) {
+        let date = date_of(d.ts);
+        let vals = d.vals(&date);
+        let pos = d.pos.clone();
+        self.row(Table::MailDeliveries, pos.offset, &pos, &vals);
+    }
+
+    fn account(&mut self, pos: &Pos, lines: u64, outcome: LineOutcome) {
+        if !self.counts(pos) {
+            return;
+        }
+        self.stats.lines += lines;
+        match outcome {
+            LineOutcome::Parsed => self.stats.parsed += lines,
+            LineOutcome::Skipped(reason) => {
+                self.stats.skipped += lines;
+                *self.stats.skipped_reasons.entry(reason.to_string()).or_insert(0) += lines;
+            }
+        }
+    }
+
+    fn reject(&mut self, pos: &Pos, lines: u64, reason: String, raw: &[u8], ts_micros: Option<i64>) {
+        if !self.counts(pos) {
+            return;
+        }
+        self.stats.lines += lines;
+        self.stats.rejected += lines;
+        let cut = raw.len().min(MAX_REJECT_RAW_BYTES);
+        let text = String::from_utf8_lossy(&raw[..cut]);
+        let ts = ts_micros.unwrap_or(0);
+        let date = date_of(ts);
+        let vals = [
+            Val::Ts(Some(ts)),
+            Val::Str(Some(&date)),
+            Val::Str(Some(&reason)),
+            Val::Str(Some(&text)),
+            Val::Int(Some(raw.len() as i64)),
+            Val::Bool(Some(cut < raw.len())),
+        ];
+        self.row(Table::Rejects, pos.offset, pos, &vals);
+    }
+}

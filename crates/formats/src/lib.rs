@@ -1,0 +1,111 @@
+//! Log formats → normalized rows.
+//!
+//! Each supported format is one [`Parser`]: it sees the physical lines of one
+//! source file (already decompressed, with byte offsets and line numbers) and
+//! emits normalized records through [`Emit`]. Parsers never see the lake; the
+//! [`Collector`] turns their records into table rows, keeps the line
+//! accounting (every line is parsed, rejected or skipped, never lost) and
+//! derives the MCP tables (tool calls, intended recipients, tool definitions)
+//! the same way for every MCP trace format.
+//!
+//! Data flow: [`source`] (files, .gz, .zst, bounded lines) → [`detect`] →
+//! a parser ([`claude_desktop`], [`jsonrpc_jsonl`], [`postfix`]) →
+//! [`Collector`] → a [`RowSink`] (the lake writer, or a test's vector).
+
+pub mod address;
+pub mod claude_desktop;
+pub mod collect;
+pub mod detect;
+pub mod jsonrpc_jsonl;
+pub mod mcp;
+pub mod postfix;
+pub mod source;
+pub mod time;
+
+use std::sync::Arc;
+
+pub use collect::{Collector, LineOutcome, RowSink, SourceStats, Val};
+pub use detect::{detect_format, Format};
+
+/// Where a record sits in its source: what every row's provenance columns hold.
+#[derive(Debug, Clone, Default)]
+pub struct Pos {
+    /// Byte offset of the record's first byte in the decompressed stream.
+    pub offset: u64,
+    /// 1-based line number of the record's first line.
+    pub line: u64,
+}
+
+/// One physical line handed to a parser.
+#[derive(Debug)]
+pub struct Line<'a> {
+    /// The line without its terminator (`\n` or `\r\n`); at most
+    /// [`source::MAX_LINE_BYTES`] long.
+    pub bytes: &'a [u8],
+    pub pos: Pos,
+    /// The line was longer than the bound; `bytes` holds only its head.
+    pub too_long: bool,
+    /// Full length of the line in bytes (without terminator).
+    pub full_len: u64,
+}
+
+/// Facts about the file a parser may need (year inference, session ids).
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub path: Arc<str>,
+    /// Modification time of the file, seconds since the epoch.
+    pub mtime_unix: Option<i64>,
+    /// `--year` given by the user, for year-less syslog timestamps.
+    pub year_hint: Option<i32>,
+}
+
+/// What a parser reports; implemented by [`Collector`].
+pub trait Emit {
+    /// A JSON-RPC message (or lifecycle event) of an MCP trace.
+    fn mcp(&mut self, event: mcp::McpEvent);
+    /// One delivery attempt of one recipient.
+    fn delivery(&mut self, delivery: postfix::MailDelivery);
+    /// `lines` physical lines starting at `pos` were read and how they ended.
+    fn account(&mut self, pos: &Pos, lines: u64, outcome: LineOutcome);
+    /// A record that could not be parsed: counted as rejected lines and kept
+    /// in `_rejects` with the reason and its (bounded) raw bytes.
+    fn reject(&mut self, pos: &Pos, lines: u64, reason: String, raw: &[u8], ts_micros: Option<i64>);
+}
+
+/// One format's parser. A parser is fed every line of one file in order, then
+/// `finish` once; it keeps whatever state multi-line records and cross-line
+/// correlation need, bounded in size.
+pub trait Parser {
+    fn format(&self) -> Format;
+    fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit);
+    fn finish(&mut self, out: &mut dyn Emit);
+}
+
+/// Parse one whole file with `format`, writing rows to `sink`.
+///
+/// The file is always read from its start so cross-line state is exact;
+/// only rows and lines at or after byte `emit_from` are written/counted.
+pub fn parse_file(
+    path: &std::path::Path,
+    format: Format,
+    info: &SourceInfo,
+    prov: collect::Provenance,
+    emit_from: u64,
+    sink: &mut dyn RowSink,
+) -> std::io::Result<SourceStats> {
+    let (reader, _) = source::open_decompressed(path, 0)?;
+    let mut parser = parser_for(format, info);
+    let mut collector = Collector::new(sink, prov, emit_from);
+    source::LineReader::new(reader, 0, 0).for_each(|line| parser.line(line, &mut collector))?;
+    parser.finish(&mut collector);
+    Ok(collector.finish())
+}
+
+/// Build the parser for a format.
+pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
+    match format {
+        Format::ClaudeDesktop => Box::new(claude_desktop::ClaudeDesktopParser::new(info)),
+        Format::JsonRpcJsonl => Box::new(jsonrpc_jsonl::JsonRpcJsonlParser::new(info)),
+        Format::Postfix => Box::new(postfix::PostfixParser::new(info)),
+    }
+}

@@ -1,0 +1,710 @@
+//! MCP traces → `mcp_messages`, `tool_calls`, `intended_recipients`,
+//! `call_message_ids`, `tool_definitions`.
+//!
+//! Parsers of MCP trace formats only say "this JSON-RPC message went this way
+//! at this time for this server"; everything derived from the protocol (which
+//! session, which server version, which request a response answers, who a
+//! tool call meant to e-mail) is done here once, so every trace format yields
+//! the same tables.
+//!
+//! Sessions: a session is one client-server connection. In a per-file trace
+//! it starts at a launch/initialize event of a server and ends at the next; a
+//! format that carries its own session id (the JSONL wire format's `session`)
+//! uses it. `session_id` is a stable hash of the file, the server name and
+//! the byte offset where the session began.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use mcpf_schema::Table;
+use regex::Regex;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::address;
+use crate::collect::{RowOut, Val};
+use crate::time::date_of;
+use crate::Pos;
+
+/// At most this many requests wait for a response per session; past it the
+/// oldest is written as unanswered (bounded memory on hostile traces).
+const MAX_PENDING_PER_SESSION: usize = 10_000;
+/// At most this many sessions are tracked per file.
+const MAX_SESSIONS: usize = 10_000;
+/// Addresses taken from one call's arguments at most.
+const MAX_ADDRESSES_PER_CALL: usize = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    ClientToServer,
+    ServerToClient,
+}
+
+impl Direction {
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::ClientToServer => "client_to_server",
+            Direction::ServerToClient => "server_to_client",
+        }
+    }
+    fn opposite(self) -> Direction {
+        match self {
+            Direction::ClientToServer => Direction::ServerToClient,
+            Direction::ServerToClient => Direction::ClientToServer,
+        }
+    }
+}
+
+/// What a log line said about one MCP message.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// The whole JSON-RPC message.
+    Json(Value),
+    /// Only part of it is known: a summary line, or a payload the log cut.
+    Partial {
+        method: Option<String>,
+        id: Option<String>,
+        is_response: bool,
+        tool_name: Option<String>,
+        /// The (cut) payload text as logged, if any.
+        raw: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum McpEventKind {
+    /// A server process was launched / a connection opened: a new session.
+    Launch { command: Option<String> },
+    Message { direction: Direction, body: Body, truncated: bool },
+}
+
+/// One event of an MCP trace, from any trace format.
+#[derive(Debug, Clone)]
+pub struct McpEvent {
+    pub ts: i64,
+    pub pos: Pos,
+    pub host: Option<String>,
+    pub server_name: String,
+    /// A session id the format itself carries.
+    pub session_hint: Option<String>,
+    pub kind: McpEventKind,
+}
+
+#[derive(Debug)]
+struct Pending {
+    method: Option<String>,
+    rpc_id: String,
+    ts: i64,
+    pos: Pos,
+    tool_name: Option<String>,
+    arguments_json: Option<String>,
+    call_id: String,
+    truncated: bool,
+    server_version: Option<String>,
+    host: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    id: String,
+    server_name: String,
+    client_name: Option<String>,
+    client_version: Option<String>,
+    server_version: Option<String>,
+    server_info_name: Option<String>,
+    seen_initialize: bool,
+    seen_messages: bool,
+    pending: HashMap<(bool, String), Pending>,
+    order: VecDeque<(bool, String)>,
+}
+
+/// Derives the MCP tables from the events of one source file.
+pub struct McpDeriver {
+    file: Arc<str>,
+    sessions: HashMap<String, Session>,
+    session_order: VecDeque<String>,
+}
+
+fn short_hash(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex(&h.finalize()[..8])
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(H[(b >> 4) as usize] as char);
+        s.push(H[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// Compact JSON text of a value.
+fn json_text(v: &Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+/// JSON-RPC ids are numbers or strings; compare them as text.
+fn id_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Null => None,
+        other => Some(json_text(other)),
+    }
+}
+
+/// Canonical JSON: object keys sorted, no insignificant whitespace. The tool
+/// definition hash is over this, so key order in the log does not matter.
+pub fn canonical_json(v: &Value) -> String {
+    fn write(v: &Value, out: &mut String) {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(k).unwrap_or_default());
+                    out.push(':');
+                    write(&m[*k], out);
+                }
+                out.push('}');
+            }
+            Value::Array(a) => {
+                out.push('[');
+                for (i, x) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(x, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&json_text(other)),
+        }
+    }
+    let mut s = String::new();
+    write(v, &mut s);
+    s
+}
+
+/// sha256 (hex) over the canonical JSON of a tool's name, description,
+/// inputSchema and annotations: what the agent was told the tool is.
+pub fn tool_definition_sha256(tool: &Value) -> String {
+    let pick = |k: &str| tool.get(k).cloned().unwrap_or(Value::Null);
+    let def = serde_json::json!({
+        "name": pick("name"),
+        "description": pick("description"),
+        "inputSchema": pick("inputSchema"),
+        "annotations": pick("annotations"),
+    });
+    hex(&Sha256::digest(canonical_json(&def).as_bytes()))
+}
+
+/// One address found in tool arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArgAddress {
+    pub arg_path: String,
+    pub role: &'static str,
+    pub address: address::Address,
+}
+
+/// Every address in a tool call's arguments, recursively: strings that are
+/// address lists (not prose), inside arrays and nested objects. The role is
+/// taken from the nearest enclosing object key.
+pub fn addresses_in_arguments(args: &Value) -> Vec<ArgAddress> {
+    fn walk(v: &Value, path: &mut String, role: &'static str, depth: usize, out: &mut Vec<ArgAddress>) {
+        if depth > 64 || out.len() >= MAX_ADDRESSES_PER_CALL {
+            return;
+        }
+        match v {
+            Value::String(s) => {
+                if let Some(list) = address::parse_list(s) {
+                    let many = list.len() > 1;
+                    for (i, a) in list.into_iter().enumerate() {
+                        let p = if many { format!("{path}<{i}>") } else { path.clone() };
+                        out.push(ArgAddress { arg_path: p, role, address: a });
+                    }
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(x, path, role, depth + 1, out);
+                    path.truncate(len);
+                }
+            }
+            Value::Object(m) => {
+                // {"email": "x@y", "name": "X"} inside "to": keep the outer role.
+                for (k, x) in m {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    let r = match address::role_of_arg(k) {
+                        "other" => role,
+                        "to" if role != "other" => role,
+                        specific => specific,
+                    };
+                    walk(x, path, r, depth + 1, out);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(args, &mut String::new(), "other", 0, &mut out);
+    out
+}
+
+fn message_id_regex() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r#"(?i)\b(message[-_ ]?id)\b"?\s*[:=]\s*"?<?([A-Za-z0-9][A-Za-z0-9._%+\-@$=/]{2,250})>?"#).unwrap()
+    })
+}
+
+/// Message ids a tool's result returned: `MessageID: …` in text,
+/// `"MessageID"`/`message_id`/`messageId` JSON fields (also inside text
+/// content that is itself JSON), and `Message-ID:` headers.
+pub fn message_ids_in(result: &Value) -> Vec<(String, &'static str)> {
+    fn clean(s: &str) -> String {
+        s.trim().trim_start_matches('<').trim_end_matches('>').trim_end_matches(['.', ',', ')']).to_string()
+    }
+    fn walk(v: &Value, depth: usize, out: &mut Vec<(String, &'static str)>) {
+        if depth > 64 || out.len() > 1000 {
+            return;
+        }
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    let norm: String = k.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+                    if norm == "messageid" {
+                        if let Some(s) = x.as_str() {
+                            if !s.trim().is_empty() {
+                                out.push((clean(s), "json"));
+                            }
+                            continue;
+                        }
+                    }
+                    walk(x, depth + 1, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, depth + 1, out)),
+            Value::String(s) => {
+                let t = s.trim_start();
+                if (t.starts_with('{') || t.starts_with('[')) && t.len() < 1 << 20 {
+                    if let Ok(inner) = serde_json::from_str::<Value>(t) {
+                        walk(&inner, depth + 1, out);
+                        return;
+                    }
+                }
+                for c in message_id_regex().captures_iter(s) {
+                    let label = c.get(1).map(|m| m.as_str()).unwrap_or("");
+                    let kind = if label.eq_ignore_ascii_case("message-id") { "header" } else { "text" };
+                    out.push((clean(&c[2]), kind));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(result, 0, &mut out);
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(id, _)| !id.is_empty() && seen.insert(id.clone()));
+    out
+}
+
+impl McpDeriver {
+    pub fn new(file: Arc<str>) -> Self {
+        McpDeriver { file, sessions: HashMap::new(), session_order: VecDeque::new() }
+    }
+
+    fn session_key(ev: &McpEvent) -> String {
+        match &ev.session_hint {
+            Some(h) => format!("hint\0{h}"),
+            None => format!("server\0{}", ev.server_name),
+        }
+    }
+
+    fn new_session(&self, ev: &McpEvent) -> Session {
+        let id = match &ev.session_hint {
+            Some(h) => h.chars().take(128).collect(),
+            None => short_hash(&[&self.file, &ev.server_name, &ev.pos.offset.to_string()]),
+        };
+        Session { id, server_name: ev.server_name.clone(), ..Default::default() }
+    }
+
+    /// Start a new session for the event's key, closing the old one.
+    fn restart(&mut self, key: &str, ev: &McpEvent, out: &mut RowOut<'_, '_>) {
+        if let Some(old) = self.sessions.remove(key) {
+            Self::close(old, out);
+        }
+        let s = self.new_session(ev);
+        self.insert(key.to_string(), s, out);
+    }
+
+    fn insert(&mut self, key: String, s: Session, out: &mut RowOut<'_, '_>) {
+        if self.sessions.len() >= MAX_SESSIONS {
+            while let Some(k) = self.session_order.pop_front() {
+                if let Some(old) = self.sessions.remove(&k) {
+                    Self::close(old, out);
+                    break;
+                }
+            }
+        }
+        self.session_order.push_back(key.clone());
+        self.sessions.insert(key, s);
+    }
+
+    pub(crate) fn event(&mut self, ev: McpEvent, out: &mut RowOut<'_, '_>) {
+        let key = Self::session_key(&ev);
+        match &ev.kind {
+            McpEventKind::Launch { .. } => {
+                let busy = self.sessions.get(&key).is_some_and(|s| s.seen_messages);
+                if busy || !self.sessions.contains_key(&key) {
+                    self.restart(&key, &ev, out);
+                }
+            }
+            McpEventKind::Message { direction, body, truncated } => {
+                let is_init_request = match body {
+                    Body::Json(v) => v.get("method").and_then(Value::as_str) == Some("initialize") && v.get("id").is_some(),
+                    Body::Partial { method, is_response, .. } => !is_response && method.as_deref() == Some("initialize"),
+                };
+                let needs_new = match self.sessions.get(&key) {
+                    None => true,
+                    Some(s) => is_init_request && s.seen_initialize && ev.session_hint.is_none(),
+                };
+                if needs_new {
+                    self.restart(&key, &ev, out);
+                }
+                let session = self.sessions.get_mut(&key).expect("session exists");
+                session.seen_messages = true;
+                if is_init_request {
+                    session.seen_initialize = true;
+                }
+                Self::message(session, &ev, *direction, body, *truncated, out);
+            }
+        }
+    }
+
+    fn message(s: &mut Session, ev: &McpEvent, dir: Direction, body: &Body, truncated: bool, out: &mut RowOut<'_, '_>) {
+        let date = date_of(ev.ts);
+        // Classify and extract.
+        let (kind, mut method, rpc_id, mut tool_name, params, result, error) = match body {
+            Body::Json(v) => {
+                let method = v.get("method").and_then(Value::as_str).map(str::to_string);
+                let id = v.get("id").and_then(id_text);
+                let kind = if method.is_some() {
+                    if id.is_some() { "request" } else { "notification" }
+                } else if v.get("error").is_some() {
+                    "error"
+                } else {
+                    "response"
+                };
+                let params = v.get("params").cloned();
+                let tool = if method.as_deref() == Some("tools/call") {
+                    params.as_ref().and_then(|p| p.get("name")).and_then(Value::as_str).map(str::to_string)
+                } else {
+                    None
+                };
+                (kind, method, id, tool, params, v.get("result").cloned(), v.get("error").cloned())
+            }
+            Body::Partial { method, id, is_response, tool_name, .. } => {
+                let kind = if *is_response { "response" } else if id.is_some() { "request" } else { "notification" };
+                (kind, method.clone(), id.clone(), tool_name.clone(), None, None, None)
+            }
+        };
+        let raw_partial = match body {
+            Body::Partial { raw, .. } => raw.clone(),
+            _ => None,
+        };
+
+        // Lifecycle facts.
+        if method.as_deref() == Some("initialize") && kind == "request" {
+            if let Some(ci) = params.as_ref().and_then(|p| p.get("clientInfo")) {
+                s.client_name = ci.get("name").and_then(Value::as_str).map(str::to_string);
+                s.client_version = ci.get("version").and_then(Value::as_str).map(str::to_string);
+            }
+        }
+        let is_error_payload = error.is_some()
+            || result.as_ref().and_then(|r| r.get("isError")).and_then(Value::as_bool).unwrap_or(false);
+
+        // Responses: find their request.
+        let mut answered: Option<Pending> = None;
+        if kind == "response" || kind == "error" {
+            if let Some(id) = &rpc_id {
+                let k = (dir.opposite() == Direction::ClientToServer, id.clone());
+                if let Some(p) = s.pending.remove(&k) {
+                    method = method.or(p.method.clone());
+                    tool_name = tool_name.or(p.tool_name.clone());
+                    answered = Some(p);
+                }
+            }
+            if let Some(r) = &result {
+                if method.as_deref() == Some("initialize") || r.get("serverInfo").is_some() {
+                    if let Some(si) = r.get("serverInfo") {
+                        s.server_info_name = si.get("name").and_then(Value::as_str).map(str::to_string);
+                        s.server_version = si.get("version").and_then(Value::as_str).map(str::to_string);
+                    }
+                }
+            }
+        }
+
+        // The message row.
+        let params_json = params.as_ref().map(json_text).or_else(|| if kind == "request" || kind == "notification" { raw_partial.clone() } else { None });
+        let result_json = result.as_ref().map(json_text).or_else(|| if kind == "response" { raw_partial.clone() } else { None });
+        let error_json = error.as_ref().map(json_text);
+        out.row(
+            Table::McpMessages,
+            ev.pos.offset,
+            &ev.pos,
+            &[
+                Val::Ts(Some(ev.ts)),
+                Val::Str(Some(&date)),
+                Val::Str(ev.host.as_deref()),
+                Val::Str(Some(&s.id)),
+                Val::Str(s.client_name.as_deref()),
+                Val::Str(s.client_version.as_deref()),
+                Val::Str(Some(&s.server_name)),
+                Val::Str(s.server_version.as_deref()),
+                Val::Str(s.server_info_name.as_deref()),
+                Val::Str(Some(dir.name())),
+                Val::Str(Some(kind)),
+                Val::Str(method.as_deref()),
+                Val::Str(rpc_id.as_deref()),
+                Val::Str(tool_name.as_deref()),
+                Val::Str(params_json.as_deref()),
+                Val::Str(result_json.as_deref()),
+                Val::Str(error_json.as_deref()),
+                Val::Bool(Some(is_error_payload)),
+                Val::Bool(Some(truncated)),
+            ],
+        );
+
+        // Requests wait for their response.
+        if kind == "request" {
+            if let Some(id) = &rpc_id {
+                let call_id = short_hash(&[&s.id, id, &ev.pos.offset.to_string()]);
+                let arguments = params.as_ref().and_then(|p| p.get("arguments"));
+                if method.as_deref() == Some("tools/call") {
+                    Self::intended(s, ev, &call_id, tool_name.as_deref(), arguments, raw_partial.as_deref(), out);
+                }
+                let p = Pending {
+                    method: method.clone(),
+                    rpc_id: id.clone(),
+                    ts: ev.ts,
+                    pos: ev.pos.clone(),
+                    tool_name: tool_name.clone(),
+                    arguments_json: arguments.map(json_text).or_else(|| raw_partial.clone()),
+                    call_id,
+                    truncated,
+                    server_version: s.server_version.clone(),
+                    host: ev.host.clone(),
+                };
+                let k = (dir == Direction::ClientToServer, id.clone());
+                if let Some(old) = s.pending.insert(k.clone(), p) {
+                    // Same id reused before its answer: the older request stays unanswered.
+                    Self::unanswered(s, old, out);
+                }
+                s.order.push_back(k);
+                while s.pending.len() > MAX_PENDING_PER_SESSION {
+                    if let Some(k) = s.order.pop_front() {
+                        if let Some(old) = s.pending.remove(&k) {
+                            Self::unanswered(s, old, out);
+                        }
+                    }
+                }
+                if s.order.len() > 4 * MAX_PENDING_PER_SESSION {
+                    let pending = &s.pending;
+                    s.order.retain(|k| pending.contains_key(k));
+                }
+            }
+        }
+
+        // Answered requests.
+        if let Some(p) = answered {
+            match p.method.as_deref() {
+                Some("tools/call") => {
+                    let result_text = result.as_ref().or(error.as_ref()).map(json_text).or(raw_partial.clone());
+                    Self::call_row(s, &p, Some((ev, is_error_payload, truncated, result_text.as_deref())), out);
+                    if let Some(r) = &result {
+                        for (mid, found_in) in message_ids_in(r) {
+                            out.row(
+                                Table::CallMessageIds,
+                                ev.pos.offset,
+                                &ev.pos,
+                                &[
+                                    Val::Ts(Some(ev.ts)),
+                                    Val::Str(Some(&date)),
+                                    Val::Str(Some(&p.call_id)),
+                                    Val::Str(Some(&s.id)),
+                                    Val::Str(Some(&s.server_name)),
+                                    Val::Str(Some(&mid)),
+                                    Val::Str(Some(found_in)),
+                                ],
+                            );
+                        }
+                    }
+                }
+                Some("tools/list") => {
+                    if let Some(tools) = result.as_ref().and_then(|r| r.get("tools")).and_then(Value::as_array) {
+                        for t in tools {
+                            Self::definition(s, ev, &date, t, out);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn intended(
+        s: &Session,
+        ev: &McpEvent,
+        call_id: &str,
+        tool: Option<&str>,
+        arguments: Option<&Value>,
+        raw_partial: Option<&str>,
+        out: &mut RowOut<'_, '_>,
+    ) {
+        let date = date_of(ev.ts);
+        let found = match arguments {
+            Some(a) => addresses_in_arguments(a),
+            // A cut payload: every quoted address-list string, path unknown.
+            None => raw_partial
+                .map(|raw| {
+                    let mut v = Vec::new();
+                    for piece in raw.split('"') {
+                        if let Some(list) = address::parse_list(piece) {
+                            for a in list {
+                                v.push(ArgAddress { arg_path: "(truncated)".into(), role: "other", address: a });
+                            }
+                        }
+                    }
+                    v
+                })
+                .unwrap_or_default(),
+        };
+        for a in found {
+            out.row(
+                Table::IntendedRecipients,
+                ev.pos.offset,
+                &ev.pos,
+                &[
+                    Val::Ts(Some(ev.ts)),
+                    Val::Str(Some(&date)),
+                    Val::Str(Some(call_id)),
+                    Val::Str(Some(&s.id)),
+                    Val::Str(Some(&s.server_name)),
+                    Val::Str(s.server_version.as_deref()),
+                    Val::Str(tool),
+                    Val::Str(Some(&a.arg_path)),
+                    Val::Str(Some(a.role)),
+                    Val::Str(Some(&a.address.address)),
+                    Val::Str(a.address.raw.as_deref()),
+                    Val::Str(Some(&a.address.domain)),
+                ],
+            );
+        }
+    }
+
+    fn definition(s: &Session, ev: &McpEvent, date: &str, tool: &Value, out: &mut RowOut<'_, '_>) {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else { return };
+        let desc = tool.get("description").and_then(Value::as_str);
+        let schema = tool.get("inputSchema").map(canonical_json);
+        let ann = tool.get("annotations").map(canonical_json);
+        let sha = tool_definition_sha256(tool);
+        out.row(
+            Table::ToolDefinitions,
+            ev.pos.offset,
+            &ev.pos,
+            &[
+                Val::Ts(Some(ev.ts)),
+                Val::Str(Some(date)),
+                Val::Str(Some(&s.id)),
+                Val::Str(Some(&s.server_name)),
+                Val::Str(s.server_version.as_deref()),
+                Val::Str(Some(name)),
+                Val::Str(desc),
+                Val::Str(schema.as_deref()),
+                Val::Str(ann.as_deref()),
+                Val::Str(Some(&sha)),
+            ],
+        );
+    }
+
+    /// A tools/call row. `response` is (event, is_error, truncated, result text).
+    fn call_row(s: &Session, p: &Pending, response: Option<(&McpEvent, bool, bool, Option<&str>)>, out: &mut RowOut<'_, '_>) {
+        let date = date_of(p.ts);
+        let (ts_end, dur, is_err, trunc, result, resp_line, filter) = match response {
+            Some((ev, e, t, r)) => (
+                Some(ev.ts),
+                Some((ev.ts - p.ts) as f64 / 1000.0),
+                Some(e),
+                t || p.truncated,
+                r,
+                Some(ev.pos.line as i64),
+                ev.pos.offset,
+            ),
+            None => (None, None, None, p.truncated, None, None, p.pos.offset),
+        };
+        out.row(
+            Table::ToolCalls,
+            filter,
+            &p.pos,
+            &[
+                Val::Ts(Some(p.ts)),
+                Val::Str(Some(&date)),
+                Val::Str(Some(&p.call_id)),
+                Val::Ts(ts_end),
+                Val::Float(dur),
+                Val::Str(Some(&s.id)),
+                Val::Str(p.host.as_deref()),
+                Val::Str(Some(&s.server_name)),
+                Val::Str(p.server_version.as_deref()),
+                Val::Str(p.tool_name.as_deref()),
+                Val::Str(Some(&p.rpc_id)),
+                Val::Str(p.arguments_json.as_deref()),
+                Val::Str(result),
+                Val::Bool(is_err),
+                Val::Bool(Some(trunc)),
+                Val::Int(resp_line),
+            ],
+        );
+    }
+
+    fn unanswered(s: &Session, p: Pending, out: &mut RowOut<'_, '_>) {
+        if p.method.as_deref() == Some("tools/call") {
+            Self::call_row(s, &p, None, out);
+        }
+    }
+
+    fn close(mut s: Session, out: &mut RowOut<'_, '_>) {
+        let pending: Vec<Pending> = s.order.drain(..).filter_map(|k| s.pending.remove(&k)).collect();
+        for p in pending {
+            Self::unanswered(&s, p, out);
+        }
+    }
+
+    /// End of the source: requests never answered become unanswered calls.
+    pub(crate) fn finish(&mut self, out: &mut RowOut<'_, '_>) {
+        let keys: Vec<String> = self.session_order.drain(..).collect();
+        for k in keys {
+            if let Some(s) = self.sessions.remove(&k) {
+                Self::close(s, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! Postfix logs → `mail_deliveries`.
+//!
+//! Accepts what real servers write: classic syslog (`Jun  3 10:40:57 host
+//! postfix/smtp[9710]: …`, year from `--year` or the file's time, with Dec →
+//! Jan rollover), RFC 3339 stamps (rsyslog, `maillog_file`), multi-instance and
+//! service names (`postfix-out/smtp`, `postfix/submission/smtpd`), short and
+//! long queue ids, and non-Postfix programs in a shared file (skipped).
+//!
+//! A message is correlated by queue id across lines that may be hours apart
+//! and interleaved with thousands of others: `client=` (smtpd/pickup),
+//! `message-id=` (cleanup), `from=, size=, nrcpt=` (qmgr) are remembered, and
+//! every `to=… status=…` line of a delivery agent (smtp, lmtp, local, virtual,
+//! pipe, error, discard) becomes one row with that context. `removed` frees
+//! the state; the state table is bounded (oldest evicted first).
+//! SMTP-level rejects (`NOQUEUE: reject: RCPT …; from=<> to=<>`) become rows
+//! with status `rejected`: attempted egress the MTA refused is evidence too.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::address::normalize;
+use crate::collect::{LineOutcome, Val};
+use crate::time::{from_parts, month_from_abbrev, parse_rfc3339, YearTracker};
+use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
+
+/// Queue ids whose state is kept at once; past it the oldest is dropped.
+const MAX_QUEUE_STATE: usize = 200_000;
+/// Longest response text kept per row.
+const MAX_RESPONSE: usize = 1024;
+
+/// One delivery attempt of one recipient.
+#[derive(Debug, Clone, Default)]
+pub struct MailDelivery {
+    pub ts: i64,
+    pub pos: Pos,
+    pub host: Option<String>,
+    pub queue_id: Option<String>,
+    pub message_id: Option<String>,
+    pub sender: Option<String>,
+    pub sender_raw: Option<String>,
+    pub header_from: Option<String>,
+    pub subject: Option<String>,
+    pub recipient: String,
+    pub recipient_raw: Option<String>,
+    pub orig_recipient: Option<String>,
+    pub recipient_domain: String,
+    pub recipient_role: &'static str,
+    pub role_source: &'static str,
+    pub status: String,
+    pub dsn: Option<String>,
+    pub relay: Option<String>,
+    pub delay_s: Option<f64>,
+    pub size_bytes: Option<i64>,
+    pub nrcpt: Option<i64>,
+    pub client: Option<String>,
+    pub response: Option<String>,
+    pub notification_of: Option<String>,
+    pub related_lines: Option<String>,
+}
+
+impl MailDelivery {
+    /// Cells in `mail_deliveries` column order (without provenance).
+    pub fn vals<'a>(&'a self, date: &'a str) -> Vec<Val<'a>> {
+        vec![
+            Val::Ts(Some(self.ts)),
+            Val::Str(Some(date)),
+            Val::Str(self.host.as_deref()),
+            Val::Str(self.queue_id.as_deref()),
+            Val::Str(self.message_id.as_deref()),
+            Val::Str(self.sender.as_deref()),
+            Val::Str(self.sender_raw.as_deref()),
+            Val::Str(self.header_from.as_deref()),
+            Val::Str(self.subject.as_deref()),
+            Val::Str(Some(&self.recipient)),
+            Val::Str(self.recipient_raw.as_deref()),
+            Val::Str(self.orig_recipient.as_deref()),
+            Val::Str(Some(&self.recipient_domain)),
+            Val::Str(Some(self.recipient_role)),
+            Val::Str(Some(self.role_source)),
+            Val::Str(Some(&self.status)),
+            Val::Str(self.dsn.as_deref()),
+            Val::Str(self.relay.as_deref()),
+            Val::Float(self.delay_s),
+            Val::Int(self.size_bytes),
+            Val::Int(self.nrcpt),
+            Val::Str(self.client.as_deref()),
+            Val::Str(self.response.as_deref()),
+            Val::Str(self.notification_of.as_deref()),
+            Val::Str(self.related_lines.as_deref()),
+        ]
+    }
+}
+
+/// The syslog frame of a line.
+#[derive(Debug, PartialEq)]
+pub struct SyslogLine<'a> {
+    pub stamp: Stamp<'a>,
+    pub host: &'a str,
+    pub program: &'a str,
+    pub pid: Option<&'a str>,
+    pub message: &'a str,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Stamp<'a> {
+    /// `Jun  3 10:40:57[.ffffff]`: month, day, h, m, s, micros.
+    Classic(u32, u32, u32, u32, u32, u32),
+    Rfc3339(&'a str),
+}
+
+fn num(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 2 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Split a syslog line into stamp, host, program, pid and message.
+pub fn split_syslog(line: &str) -> Option<SyslogLine<'_>> {
+    let (stamp, rest) = if line.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        let (t, rest) = line.split_once(' ')?;
+        if t.len() < 20 || t.as_bytes().get(10) != Some(&b'T') {
+            return None;
+        }
+        (Stamp::Rfc3339(t), rest)
+    } else {
+        let month = month_from_abbrev(line.get(..3)?)?;
+        let rest = line.get(3..)?.strip_prefix(' ')?.trim_start_matches(' ');
+        let (day, rest) = rest.split_once(' ')?;
+        let day = num(day)?;
+        let (time, rest) = rest.split_once(' ')?;
+        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+        let mut it = hms.split(':');
+        let (h, m, s) = (num(it.next()?)?, num(it.next()?)?, num(it.next()?)?);
+        if it.next().is_some() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let micros = if frac.is_empty() { 0 } else { format!("{:0<6}", &frac[..frac.len().min(6)]).parse().ok()? };
+        (Stamp::Classic(month, day, h, m, s, micros), rest)
+    };
+    let (host, rest) = rest.split_once(' ')?;
+    let (tag, message) = rest.split_once(": ").or_else(|| rest.strip_suffix(':').map(|t| (t, "")))?;
+    if tag.is_empty() || tag.contains(' ') {
+        return None;
+    }
+    let (program, pid) = match tag.split_once('[') {
+        Some((p, pid)) => (p, Some(pid.strip_suffix(']')?)),
+        None => (tag, None),
+    };
+    Some(SyslogLine { stamp, host, program, pid, message })
+}
+
+/// Postfix writes under its `syslog_name`: `postfix`, `postfix-out`, `postfix/submission`, …
+fn is_postfix_program(program: &str) -> bool {
+    program.split('/').next().is_some_and(|first| first.starts_with("postfix"))
+}
+
+pub fn looks_like(line: &str) -> bool {
+    split_syslog(line).is_some_and(|s| is_postfix_program(s.program))
+}
+
+fn is_short_qid(s: &str) -> bool {
+    (5..=12).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+fn is_long_qid(s: &str) -> bool {
+    // enable_long_queue_ids: base-52 without vowels, time part + inode part.
+    (12..=20).contains(&s.len())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() && !b"AEIOUaeiou".contains(&b))
+        && s.bytes().any(|b| b.is_ascii_lowercase() || b.is_ascii_uppercase())
+}
+
+/// `QUEUEID: rest` → (queue id, rest).
+pub fn split_queue_id(message: &str) -> Option<(&str, &str)> {
+    let (id, rest) = message.split_once(": ")?;
+    if id == "NOQUEUE" || is_short_qid(id) || is_long_qid(id) {
+        Some((id, rest))
+    } else {
+        None
+    }
+}
+
+/// `key=value, key=value, ..., status=word (text)` → values by key, and the
+/// parenthesized text after the status.
+pub fn key_values(s: &str) -> (Vec<(&str, &str)>, Option<&str>) {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let Some(eq) = rest.find('=') else { break };
+        let key = rest[..eq].trim();
+        if key.is_empty() || key.contains(' ') {
+            break;
+        }
+        let after = &rest[eq + 1..];
+        // Values in <…> may contain ", " (quoted local parts).
+        let end = if after.starts_with('<') {
+            after.find('>').map(|i| i + 1).unwrap_or(after.len())
+        } else if key == "status" {
+            after.find(' ').unwrap_or(after.len())
+        } else {
+            after.find(", ").unwrap_or(after.len())
+        };
+        let value = &after[..end];
+        out.push((key, value));
+        let tail = &after[end..];
+        if key == "status" {
+            let text = tail.trim();
+            let text = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')).unwrap_or(text);
+            return (out, if text.is_empty() { None } else { Some(text) });
+        }
+        rest = tail.strip_prefix(',').unwrap_or(tail).trim_start();
+    }
+    (out, None)
+}
+
+fn get<'a>(kv: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
+    kv.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+}
+
+fn strip_angle(s: &str) -> &str {
+    s.strip_prefix('<').and_then(|x| x.strip_suffix('>')).unwrap_or(s)
+}
+
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[derive(Debug, Default, Clone)]
+struct QueueState {
+    message_id: Option<String>,
+    sender: Option<String>,
+    sender_raw: Option<String>,
+    header_from: Option<String>,
+    subject: Option<String>,
+    size: Option<i64>,
+    nrcpt: Option<i64>,
+    client: Option<String>,
+    notification_of: Option<String>,
+    lines: Vec<u64>,
+}
+
+impl QueueState {
+    fn note_line(&mut self, line: u64) {
+        if self.lines.len() < 16 {
+            self.lines.push(line);
+        }
+    }
+}
+
+/// Parser state for one file.
+pub struct PostfixParser {
+    years: YearTracker,
+    queues: HashMap<String, QueueState>,
+    order: VecDeque<String>,
+}
+
+/// Normalize an envelope address: (normalized, raw if different, domain).
+fn envelope(raw: &str) -> (String, Option<String>, String) {
+    let inner = strip_angle(raw);
+    if inner.is_empty() {
+        return (String::new(), if raw.is_empty() { None } else { Some(raw.to_string()) }, String::new());
+    }
+    match normalize(inner) {
+        Some(a) => {
+            let raw_kept = if a.address == inner { None } else { Some(inner.to_string()) };
+            (a.address, raw_kept, a.domain)
+        }
+        None => {
+            let lower = inner.to_lowercase();
+            let domain = lower.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
+            let raw_kept = if lower == inner { None } else { Some(inner.to_string()) };
+            (lower, raw_kept, domain)
+        }
+    }
+}
+
+impl PostfixParser {
+    pub fn new(info: &SourceInfo) -> Self {
+        PostfixParser { years: YearTracker::new(info.year_hint, info.mtime_unix), queues: HashMap::new(), order: VecDeque::new() }
+    }
+
+    fn state(&mut self, qid: &str) -> &mut QueueState {
+        if !self.queues.contains_key(qid) {
+            if self.queues.len() >= MAX_QUEUE_STATE {
+                while let Some(old) = self.order.pop_front() {
+                    if self.queues.remove(&old).is_some() {
+                        break;
+                    }
+                }
+            }
+            self.order.push_back(qid.to_string());
+            self.queues.insert(qid.to_string(), QueueState::default());
+        }
+        self.queues.get_mut(qid).expect("inserted")
+    }
+
+    fn ts(&mut self, stamp: &Stamp<'_>) -> Option<i64> {
+        match *stamp {
+            Stamp::Rfc3339(s) => parse_rfc3339(s),
+            Stamp::Classic(mo, d, h, m, s, us) => {
+                let y = self.years.year_for(mo);
+                from_parts(y, mo, d, h, m, s, us)
+            }
+        }
+    }
+
+    /// Build a delivery row from a `to=…` record and the queue's state.
+    #[allow(clippy::too_many_arguments)]
+    fn delivery(&mut self, line: &Line<'_>, ts: i64, host: &str, qid: Option<&str>, kv: &[(&str, &str)], status: &str, response: Option<&str>, out: &mut dyn Emit) {
+        let Some(to) = get(kv, "to") else { return };
+        let (recipient, recipient_raw, recipient_domain) = envelope(to);
+        let orig = get(kv, "orig_to").map(|o| envelope(o).0);
+        let st = qid.and_then(|q| self.queues.get(q)).cloned().unwrap_or_default();
+        let (sender, sender_raw) = match get(kv, "from") {
+            Some(f) => {
+                let (s, r, _) = envelope(f);
+                (Some(s), r)
+            }
+            None => (st.sender.clone(), st.sender_raw.clone()),
+        };
+        let related = if st.lines.is_empty() { None } else { Some(st.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")) };
+        let d = MailDelivery {
+            ts,
+            pos: line.pos.clone(),
+            host: Some(host.to_string()),
+            queue_id: qid.filter(|q| *q != "NOQUEUE").map(str::to_string),
+            message_id: st.message_id,
+            sender,
+            sender_raw,
+            header_from: st.header_from,
+            subject: st.subject,
+            recipient,
+            recipient_raw,
+            orig_recipient: orig,
+            recipient_domain,
+            recipient_role: "envelope",
+            role_source: "mta_envelope",
+            status: status.to_string(),
+            dsn: get(kv, "dsn").map(str::to_string),
+            relay: get(kv, "relay").map(str::to_string),
+            delay_s: get(kv, "delay").and_then(|d| d.parse().ok()),
+            size_bytes: st.size,
+            nrcpt: st.nrcpt,
+            client: st.client,
+            response: response.map(|r| bounded(r, MAX_RESPONSE)),
+            notification_of: st.notification_of,
+            related_lines: related,
+        };
+        out.delivery(d);
+    }
+
+    /// `reject: RCPT from h[ip]: 554 5.7.1 <x>: text; from=<a> to=<b> proto=ESMTP helo=<h>`
+    fn smtp_reject(&mut self, line: &Line<'_>, ts: i64, host: &str, qid: &str, action: &str, rest: &str, out: &mut dyn Emit) -> bool {
+        let Some((text, tail)) = rest.rsplit_once("; ") else { return false };
+        let mut kv: Vec<(&str, &str)> = Vec::new();
+        for part in tail.split(' ') {
+            if let Some((k, v)) = part.split_once('=') {
+                kv.push((k, v));
+            }
+        }
+        if get(&kv, "to").is_none() {
+            return false;
+        }
+        let dsn = text.split_whitespace().find(|w| w.len() >= 5 && w.as_bytes()[1] == b'.' && w.as_bytes()[0].is_ascii_digit());
+        if let Some(d) = dsn {
+            kv.push(("dsn", d));
+        }
+        let status = match action {
+            "reject" | "milter-reject" => "rejected",
+            "discard" => "discarded",
+            "hold" => "held",
+            "redirect" => "redirected",
+            _ => "filtered",
+        };
+        if let Some(c) = text.split_once(" from ").map(|x| x.1) {
+            let client = c.split(": ").next().unwrap_or(c);
+            if qid != "NOQUEUE" {
+                self.state(qid).client.get_or_insert_with(|| client.to_string());
+            } else {
+                kv.push(("client", client));
+            }
+        }
+        self.delivery(line, ts, host, Some(qid), &kv, status, Some(text), out);
+        true
+    }
+
+    fn queue_line(&mut self, line: &Line<'_>, ts: i64, host: &str, daemon: &str, qid: &str, rest: &str, out: &mut dyn Emit) {
+        let parsed = LineOutcome::Parsed;
+        let n = line.pos.line;
+        if let Some(c) = rest.strip_prefix("client=") {
+            // A new message under this id: reset (queue ids are reused).
+            self.queues.remove(qid);
+            let s = self.state(qid);
+            s.client = Some(c.to_string());
+            s.note_line(n);
+            return out.account(&line.pos, 1, parsed);
+        }
+        if daemon == "pickup" && rest.starts_with("uid=") {
+            self.queues.remove(qid);
+            let s = self.state(qid);
+            s.client = Some(format!("local {}", rest.split(" from=").next().unwrap_or(rest)));
+            s.note_line(n);
+            return out.account(&line.pos, 1, parsed);
+        }
+        if let Some(m) = rest.strip_prefix("message-id=").or_else(|| rest.strip_prefix("resent-message-id=")) {
+            let id = strip_angle(m.trim()).trim();
+            let s = self.state(qid);
+            if !id.is_empty() {
+                s.message_id = Some(bounded(id, 998));
+            }
+            s.note_line(n);
+            return out.account(&line.pos, 1, parsed);
+        }
+        if rest == "removed" {
+            self.queues.remove(qid);
+            return out.account(&line.pos, 1, parsed);
+        }
+        if let Some(h) = rest.strip_prefix("info: header ").or_else(|| rest.strip_prefix("warning: header ")) {
+            // header_checks INFO/WARN: `Subject: text from host[ip]; from=<> to=<> …`
+            let value = h.rsplit_once(" from ").map(|x| x.0).unwrap_or(h);
+            let s = self.state(qid);
+            if let Some(v) = value.strip_prefix("Subject: ") {
+                s.subject = Some(bounded(v, 998));
+            } else if let Some(v) = value.strip_prefix("From: ") {
+                s.header_from = Some(bounded(v, 998));
+            }
+            s.note_line(n);
+            return out.account(&line.pos, 1, parsed);
+        }
+        for prefix in ["sender non-delivery notification: ", "sender delivery status notification: ", "postmaster non-delivery notification: ", "sender delay notification: "] {
+            if let Some(new_id) = rest.strip_prefix(prefix) {
+                let new_id = new_id.trim();
+                if is_short_qid(new_id) || is_long_qid(new_id) {
+                    self.state(new_id).notification_of = Some(qid.to_string());
+                }
+                return out.account(&line.pos, 1, parsed);
+            }
+        }
+        if rest.starts_with("to=<") || rest.starts_with("to=") {
+            let (kv, response) = key_values(rest);
+            match get(&kv, "status") {
+                Some(status) if !status.is_empty() => {
+                    self.delivery(line, ts, host, Some(qid), &kv, status, response, out);
+                    return out.account(&line.pos, 1, parsed);
+                }
+                _ => {
+                    return out.reject(&line.pos, 1, "postfix: delivery line without status= (expected 'to=<…>, relay=…, delay=…, dsn=…, status=…')".into(), line.bytes, Some(ts));
+                }
+            }
+        }
+        if rest.starts_with("from=") {
+            let (kv, _) = key_values(rest.split(" (").next().unwrap_or(rest));
+            let s = self.state(qid);
+            if let Some(f) = get(&kv, "from") {
+                let (addr, raw, _) = envelope(f);
+                s.sender = Some(addr);
+                s.sender_raw = raw;
+            }
+            if let Some(v) = get(&kv, "size").and_then(|v| v.parse().ok()) {
+                s.size = Some(v);
+            }
+            if let Some(v) = get(&kv, "nrcpt").and_then(|v| v.split(' ').next()).and_then(|v| v.parse().ok()) {
+                s.nrcpt = Some(v);
+            }
+            s.note_line(n);
+            return out.account(&line.pos, 1, parsed);
+        }
+        for action in ["reject", "milter-reject", "discard", "hold", "redirect", "filter"] {
+            if let Some(r) = rest.strip_prefix(action).and_then(|r| r.strip_prefix(": ")) {
+                if self.smtp_reject(line, ts, host, qid, action, r, out) {
+                    return out.account(&line.pos, 1, parsed);
+                }
+            }
+        }
+        out.account(&line.pos, 1, LineOutcome::Skipped("postfix: queue event without delivery data"));
+    }
+}
+
+impl Parser for PostfixParser {
+    fn format(&self) -> Format {
+        Format::Postfix
+    }
+
+    fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit) {
+        if line.too_long {
+            out.reject(&line.pos, 1, format!("line of {} bytes exceeds the {} byte limit", line.full_len, crate::source::MAX_LINE_BYTES), line.bytes, None);
+            return;
+        }
+        let text = String::from_utf8_lossy(line.bytes);
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return out.account(&line.pos, 1, LineOutcome::Skipped("blank line"));
+        }
+        if trimmed.starts_with('#') {
+            return out.account(&line.pos, 1, LineOutcome::Skipped("comment line"));
+        }
+        let Some(sys) = split_syslog(&text) else {
+            return out.reject(
+                &line.pos,
+                1,
+                "postfix: not a syslog line (expected 'Mon DD HH:MM:SS host program[pid]: message' or an RFC 3339 timestamp first)".into(),
+                line.bytes,
+                None,
+            );
+        };
+        if !is_postfix_program(sys.program) {
+            return out.account(&line.pos, 1, LineOutcome::Skipped("other program in shared syslog (not postfix)"));
+        }
+        let Some(ts) = self.ts(&sys.stamp) else {
+            return out.reject(&line.pos, 1, "postfix: timestamp is not a valid date/time".into(), line.bytes, None);
+        };
+        let daemon = sys.program.rsplit('/').next().unwrap_or(sys.program);
+        match split_queue_id(sys.message) {
+            Some((qid, rest)) => {
+                let (host, rest) = (sys.host.to_string(), rest.to_string());
+                self.queue_line(line, ts, &host, daemon, qid, &rest, out)
+            }
+            None => out.account(&line.pos, 1, LineOutcome::Skipped("postfix: daemon event without delivery data")),
+        }
+    }
+
+    fn finish(&mut self, _out: &mut dyn Emit) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syslog_frames() {
+        let s = split_syslog("Jun  3 10:40:57 mail postfix/submission/smtpd[9708]: connect from x[1.2.3.4]").unwrap();
+        assert_eq!(s.stamp, Stamp::Classic(6, 3, 10, 40, 57, 0));
+        assert_eq!((s.host, s.program, s.pid), ("mail", "postfix/submission/smtpd", Some("9708")));
+        let s = split_syslog("2022-01-08T19:42:12.572958+00:00 mail postfix/smtpd[1]: x").unwrap();
+        assert_eq!(s.stamp, Stamp::Rfc3339("2022-01-08T19:42:12.572958+00:00"));
+        let s = split_syslog("Mar 7 06:33:59 mail postfix-smo/submission/smtpd[1]: y").unwrap();
+        assert_eq!(s.program, "postfix-smo/submission/smtpd");
+        let s = split_syslog("Jun  3 10:40:57 mail dovecot: imap(user)").unwrap();
+        assert_eq!((s.program, s.pid), ("dovecot", None));
+        assert!(split_syslog("pattern: ^%{POSTFIX_SMTP}$").is_none());
+    }
+
+    #[test]
+    fn queue_ids() {
+        assert_eq!(split_queue_id("0D9633D: to=<a@b.c>").map(|x| x.0), Some("0D9633D"));
+        assert_eq!(split_queue_id("44JCRG5tYPzCqt2: client=x").map(|x| x.0), Some("44JCRG5tYPzCqt2"));
+        assert_eq!(split_queue_id("NOQUEUE: reject: x").map(|x| x.0), Some("NOQUEUE"));
+        assert!(split_queue_id("warning: hostname x").is_none());
+        assert!(split_queue_id("statistics: max connection").is_none());
+    }
+
+    #[test]
+    fn delivery_key_values() {
+        let (kv, resp) = key_values("to=<jos@example.com>, orig_to=<bestuur@example.com>, relay=mail1.example.net[10.74.103.11]:25, delay=11, delays=5.4/0.06/5.1/0.03, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as F12DF84004)");
+        assert_eq!(get(&kv, "to"), Some("<jos@example.com>"));
+        assert_eq!(get(&kv, "orig_to"), Some("<bestuur@example.com>"));
+        assert_eq!(get(&kv, "relay"), Some("mail1.example.net[10.74.103.11]:25"));
+        assert_eq!(get(&kv, "status"), Some("sent"));
+        assert_eq!(resp, Some("250 2.0.0 Ok: queued as F12DF84004"));
+    }
+}

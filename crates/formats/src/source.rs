@@ -1,0 +1,174 @@
+//! Reading raw log files: decompression by magic bytes and bounded lines.
+//!
+//! Log content is attacker-controlled, so a line is never allowed to grow
+//! memory without bound: past [`MAX_LINE_BYTES`] the rest of the line is
+//! counted but not kept, and the parser is told the line was too long.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use crate::{Line, Pos};
+
+/// The longest line kept in memory. Claude Desktop logs whole tool results on
+/// one line, so this is generous; anything longer is rejected with its head.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Compression recognised from the first bytes of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Open a file for reading its decompressed bytes, skipping the first
+/// `skip` raw bytes (only for uncompressed files: a grown log resumes there).
+pub fn open_decompressed(path: &Path, skip: u64) -> io::Result<(Box<dyn BufRead>, Compression)> {
+    let mut file = File::open(path)?;
+    let mut head = [0u8; 4];
+    let n = read_up_to(&mut file, &mut head)?;
+    let compression = Compression::sniff(&head[..n]);
+    use std::io::Seek;
+    let start = if compression == Compression::None { skip } else { 0 };
+    file.seek(io::SeekFrom::Start(start))?;
+    let reader: Box<dyn BufRead> = match compression {
+        Compression::None => Box::new(BufReader::with_capacity(256 * 1024, file)),
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            256 * 1024,
+            flate2::read::MultiGzDecoder::new(BufReader::new(file)),
+        )),
+        Compression::Zstd => Box::new(BufReader::with_capacity(256 * 1024, zstd::stream::read::Decoder::new(file)?)),
+    };
+    Ok((reader, compression))
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Read the first `max` decompressed bytes of a file, for format detection.
+pub fn read_head(path: &Path, max: usize) -> io::Result<Vec<u8>> {
+    let (mut r, _) = open_decompressed(path, 0)?;
+    let mut buf = Vec::with_capacity(max.min(1 << 20));
+    r.by_ref().take(max as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
+/// Splits a byte stream into [`Line`]s with offsets, bounding each line.
+pub struct LineReader<R: BufRead> {
+    inner: R,
+    buf: Vec<u8>,
+    offset: u64,
+    line_no: u64,
+}
+
+impl<R: BufRead> LineReader<R> {
+    /// `start_offset`/`start_line` are where the stream begins in the file
+    /// (non-zero when resuming a grown file).
+    pub fn new(inner: R, start_offset: u64, start_line: u64) -> Self {
+        LineReader { inner, buf: Vec::with_capacity(8192), offset: start_offset, line_no: start_line }
+    }
+
+    /// Call `f` with every line. Returns the total bytes read.
+    pub fn for_each(mut self, mut f: impl FnMut(&Line<'_>)) -> io::Result<u64> {
+        loop {
+            self.buf.clear();
+            let start = self.offset;
+            let mut full_len: u64 = 0;
+            let mut too_long = false;
+            let mut saw_any = false;
+            let mut ended = false;
+            loop {
+                let chunk = match self.inner.fill_buf() {
+                    Ok(c) => c,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                if chunk.is_empty() {
+                    break;
+                }
+                saw_any = true;
+                let (take, found) = match memchr::memchr(b'\n', chunk) {
+                    Some(i) => (i + 1, true),
+                    None => (chunk.len(), false),
+                };
+                let content = if found { &chunk[..take - 1] } else { &chunk[..take] };
+                full_len += content.len() as u64;
+                let room = MAX_LINE_BYTES.saturating_sub(self.buf.len());
+                if content.len() > room {
+                    too_long = true;
+                }
+                self.buf.extend_from_slice(&content[..content.len().min(room)]);
+                self.inner.consume(take);
+                self.offset += take as u64;
+                if found {
+                    ended = true;
+                    break;
+                }
+            }
+            if !saw_any {
+                return Ok(self.offset);
+            }
+            let _ = ended;
+            if !too_long && self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
+                full_len -= 1;
+            }
+            self.line_no += 1;
+            f(&Line { bytes: &self.buf, pos: Pos { offset: start, line: self.line_no }, too_long, full_len });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(input: &[u8]) -> Vec<(u64, u64, Vec<u8>)> {
+        let mut out = vec![];
+        LineReader::new(input, 0, 0)
+            .for_each(|l| out.push((l.pos.offset, l.pos.line, l.bytes.to_vec())))
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn offsets_and_crlf() {
+        let v = lines(b"ab\r\ncd\nlast");
+        assert_eq!(v, vec![(0, 1, b"ab".to_vec()), (4, 2, b"cd".to_vec()), (7, 3, b"last".to_vec())]);
+        assert!(lines(b"").is_empty());
+        assert_eq!(lines(b"\n\n").len(), 2);
+    }
+
+    #[test]
+    fn long_line_is_bounded() {
+        let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
+        input.extend_from_slice(b"\nok\n");
+        let mut seen = vec![];
+        LineReader::new(&input[..], 0, 0)
+            .for_each(|l| seen.push((l.bytes.len(), l.too_long, l.full_len, l.pos.offset)))
+            .unwrap();
+        assert_eq!(seen[0], (MAX_LINE_BYTES, true, (MAX_LINE_BYTES + 10) as u64, 0));
+        assert_eq!(seen[1], (2, false, 2, (MAX_LINE_BYTES + 11) as u64));
+    }
+}

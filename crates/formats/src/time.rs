@@ -1,0 +1,128 @@
+//! Timestamp parsing shared by the parsers. All results are UTC microseconds.
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+
+/// RFC 3339 / ISO 8601 with offset or `Z` (`2025-07-20T13:44:16.367Z`,
+/// `2022-01-08T19:42:12.572958+00:00`).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s).ok().map(|d| d.with_timezone(&Utc).timestamp_micros())
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.fff]` without zone, taken as UTC.
+pub fn parse_naive_utc(s: &str) -> Option<i64> {
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(Utc.from_utc_datetime(&n).timestamp_micros());
+        }
+    }
+    None
+}
+
+/// `YYYY-MM-DD` of a UTC-microsecond timestamp: the partition value.
+pub fn date_of(micros: i64) -> String {
+    match DateTime::<Utc>::from_timestamp_micros(micros) {
+        Some(d) => d.format("%Y-%m-%d").to_string(),
+        None => "1970-01-01".to_string(),
+    }
+}
+
+/// Render micros as RFC 3339 (for messages and JSON output).
+pub fn to_rfc3339(micros: i64) -> String {
+    match DateTime::<Utc>::from_timestamp_micros(micros) {
+        Some(d) => d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        None => micros.to_string(),
+    }
+}
+
+/// The UTC year of a unix time.
+pub fn year_of_unix(secs: i64) -> Option<i32> {
+    DateTime::<Utc>::from_timestamp(secs, 0).map(|d| d.year())
+}
+
+/// The UTC month (1-12) of a unix time.
+pub fn month_of_unix(secs: i64) -> Option<u32> {
+    DateTime::<Utc>::from_timestamp(secs, 0).map(|d| d.month())
+}
+
+/// Build micros from calendar parts (UTC); None when the date is impossible.
+pub fn from_parts(year: i32, month: u32, day: u32, h: u32, m: u32, s: u32, micros: u32) -> Option<i64> {
+    let d = NaiveDate::from_ymd_opt(year, month, day)?;
+    let t = d.and_hms_micro_opt(h, m, s, micros)?;
+    Some(Utc.from_utc_datetime(&t).timestamp_micros())
+}
+
+/// Year inference for year-less syslog timestamps (`Jan  5 10:00:00`).
+///
+/// The first line's year is the `--year` hint, else the year of the file's
+/// modification time (one less when the first month lies after the mtime's
+/// month: a file written in January that starts in December). Afterwards
+/// the year advances whenever the month steps backwards (Dec → Jan).
+#[derive(Debug, Clone)]
+pub struct YearTracker {
+    year: Option<i32>,
+    last_month: Option<u32>,
+    hint: Option<i32>,
+    mtime: Option<i64>,
+}
+
+impl YearTracker {
+    pub fn new(hint: Option<i32>, mtime_unix: Option<i64>) -> Self {
+        YearTracker { year: None, last_month: None, hint, mtime: mtime_unix }
+    }
+
+    pub fn year_for(&mut self, month: u32) -> i32 {
+        let year = match (self.year, self.last_month) {
+            (Some(y), Some(last)) if month + 6 <= last => y + 1, // Dec -> Jan rollover
+            (Some(y), _) => y,
+            (None, _) => match self.hint {
+                Some(y) => y,
+                None => {
+                    let now = self.mtime.unwrap_or_else(|| Utc::now().timestamp());
+                    let y = year_of_unix(now).unwrap_or(1970);
+                    match month_of_unix(now) {
+                        Some(m) if month > m => y - 1,
+                        _ => y,
+                    }
+                }
+            },
+        };
+        self.year = Some(year);
+        self.last_month = Some(month);
+        year
+    }
+}
+
+pub fn month_from_abbrev(s: &str) -> Option<u32> {
+    const M: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    M.iter().position(|m| m.eq_ignore_ascii_case(s)).map(|i| i as u32 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rollover_and_hint() {
+        let mut t = YearTracker::new(Some(2021), None);
+        assert_eq!(t.year_for(12), 2021);
+        assert_eq!(t.year_for(12), 2021);
+        assert_eq!(t.year_for(1), 2022);
+        assert_eq!(t.year_for(2), 2022);
+    }
+
+    #[test]
+    fn mtime_in_january_of_december_start() {
+        // 2022-01-10: a file that starts in December belongs to 2021.
+        let mut t = YearTracker::new(None, Some(1641772800));
+        assert_eq!(t.year_for(12), 2021);
+        assert_eq!(t.year_for(1), 2022);
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(parse_rfc3339("2025-07-20T13:44:16.367Z"), Some(1753019056367000));
+        assert_eq!(parse_rfc3339("2022-01-08T19:42:12.572958+00:00"), Some(1641670932572958));
+        assert_eq!(date_of(1753019056367000), "2025-07-20");
+        assert_eq!(parse_naive_utc("2026-04-12 12:53:22"), parse_rfc3339("2026-04-12T12:53:22Z"));
+    }
+}

@@ -1,0 +1,319 @@
+//! The normalized tables of the mcp-forensics lake.
+//!
+//! Every parser writes into these tables and every rule reads from them, so
+//! this crate is the contract between the two halves of the system. It is
+//! deliberately tiny (Arrow only): the Python bindings, the lake writer and the
+//! detection engine all agree on one definition of each column.
+//!
+//! Conventions: snake_case names; timestamps are UTC microseconds; `date` is the
+//! `YYYY-MM-DD` of `ts` and the Delta partition column; every table ends with
+//! the provenance columns of [`PROVENANCE_COLUMNS`], which point back to the raw
+//! log bytes a row came from.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Bumped whenever a column is added, removed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The columns every row carries so that a finding can be followed back to the
+/// exact bytes of the raw log it came from.
+pub const PROVENANCE_COLUMNS: [&str; 5] =
+    ["source_format", "source_file", "source_offset", "source_line", "ingest_id"];
+
+/// One column: name, Arrow type, nullability and the analyst-facing doc string
+/// that `tables` prints.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub nullable: bool,
+    pub doc: &'static str,
+}
+
+/// The few logical types the lake uses; kept small so every engine (DataFusion,
+/// DuckDB, Spark, polars) reads the tables without surprises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Utf8,
+    Int64,
+    Float64,
+    Bool,
+    /// UTC, microseconds.
+    Timestamp,
+}
+
+impl Kind {
+    pub fn arrow(self) -> DataType {
+        match self {
+            Kind::Utf8 => DataType::Utf8,
+            Kind::Int64 => DataType::Int64,
+            Kind::Float64 => DataType::Float64,
+            Kind::Bool => DataType::Boolean,
+            Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        }
+    }
+}
+
+const fn col(name: &'static str, kind: Kind, nullable: bool, doc: &'static str) -> Column {
+    Column { name, kind, nullable, doc }
+}
+
+use Kind::*;
+
+const TS: Column = col("ts", Timestamp, false, "When the event happened (UTC).");
+const DATE: Column = col("date", Utf8, false, "YYYY-MM-DD of ts; the partition column.");
+const PROVENANCE: [Column; 5] = [
+    col("source_format", Utf8, false, "Parser that produced the row (claude_desktop, jsonrpc_jsonl, postfix, ...)."),
+    col("source_file", Utf8, false, "Path of the raw log file as given to ingest (inside .gz: the .gz path)."),
+    col("source_offset", Int64, false, "Byte offset of the record's first line in the (decompressed) file."),
+    col("source_line", Int64, false, "1-based line number of the record's first line."),
+    col("ingest_id", Utf8, false, "Id of the ingest run that wrote the row (see _ingest_log)."),
+];
+
+/// The tables of the lake. Their order is the order `tables` prints them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    McpMessages,
+    ToolCalls,
+    IntendedRecipients,
+    CallMessageIds,
+    ToolDefinitions,
+    MailDeliveries,
+    Rejects,
+    IngestLog,
+}
+
+impl Table {
+    pub const ALL: [Table; 8] = [
+        Table::McpMessages,
+        Table::ToolCalls,
+        Table::IntendedRecipients,
+        Table::CallMessageIds,
+        Table::ToolDefinitions,
+        Table::MailDeliveries,
+        Table::Rejects,
+        Table::IngestLog,
+    ];
+
+    /// The normalized (non-bookkeeping) tables rules query.
+    pub const DATA: [Table; 6] = [
+        Table::McpMessages,
+        Table::ToolCalls,
+        Table::IntendedRecipients,
+        Table::CallMessageIds,
+        Table::ToolDefinitions,
+        Table::MailDeliveries,
+    ];
+
+    /// Directory name under the lake root, and the SQL table name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::McpMessages => "mcp_messages",
+            Table::ToolCalls => "tool_calls",
+            Table::IntendedRecipients => "intended_recipients",
+            Table::CallMessageIds => "call_message_ids",
+            Table::ToolDefinitions => "tool_definitions",
+            Table::MailDeliveries => "mail_deliveries",
+            Table::Rejects => "_rejects",
+            Table::IngestLog => "_ingest_log",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// One sentence for `tables` and the README.
+    pub fn doc(self) -> &'static str {
+        match self {
+            Table::McpMessages => "One row per JSON-RPC message seen between an MCP client and server.",
+            Table::ToolCalls => "One row per tools/call request, paired with its response by session and rpc id.",
+            Table::IntendedRecipients => "Every e-mail address found in a tool call's arguments: who the agent meant to reach.",
+            Table::CallMessageIds => "Message ids a tool call's result returned, to join deliveries exactly.",
+            Table::ToolDefinitions => "One row per tool per tools/list response, with a hash of its canonical definition.",
+            Table::MailDeliveries => "One row per message x envelope recipient x delivery attempt: what really left.",
+            Table::Rejects => "Input the parsers could not read, with the reason and the raw bytes (bounded).",
+            Table::IngestLog => "One row per source per ingest run: fingerprint, line accounting, rows per table.",
+        }
+    }
+
+    /// Columns in order, provenance last.
+    pub fn columns(self) -> Vec<Column> {
+        let mut cols: Vec<Column> = match self {
+            Table::McpMessages => vec![
+                TS,
+                DATE,
+                col("host", Utf8, true, "Machine or client host the log came from, where known."),
+                col("session_id", Utf8, false, "One client-server connection (stable hash; see README)."),
+                col("client_name", Utf8, true, "clientInfo.name from initialize."),
+                col("client_version", Utf8, true, "clientInfo.version from initialize."),
+                col("server_name", Utf8, false, "Server name as the client configured it (log tag / wire field)."),
+                col("server_version", Utf8, true, "serverInfo.version from the session's initialize result."),
+                col("server_info_name", Utf8, true, "serverInfo.name from the session's initialize result."),
+                col("direction", Utf8, false, "client_to_server or server_to_client."),
+                col("message_kind", Utf8, false, "request, response, notification or error."),
+                col("method", Utf8, true, "JSON-RPC method (requests, notifications; responses inherit their request's)."),
+                col("rpc_id", Utf8, true, "JSON-RPC id as text."),
+                col("tool_name", Utf8, true, "params.name of tools/call."),
+                col("params_json", Utf8, true, "params as compact JSON."),
+                col("result_json", Utf8, true, "result as compact JSON."),
+                col("error_json", Utf8, true, "error as compact JSON."),
+                col("is_error", Bool, false, "A JSON-RPC error, or a tool result with isError=true."),
+                col("truncated", Bool, false, "The log elided part of the payload ([N chars truncated]); JSON fields may be partial."),
+            ],
+            Table::ToolCalls => vec![
+                TS,
+                DATE,
+                col("call_id", Utf8, false, "Stable id of the call: hash of session, rpc id and request position."),
+                col("ts_end", Timestamp, true, "When the response was seen; null when none was."),
+                col("duration_ms", Float64, true, "ts_end - ts in milliseconds."),
+                col("session_id", Utf8, false, "See mcp_messages.session_id."),
+                col("host", Utf8, true, "See mcp_messages.host."),
+                col("server_name", Utf8, false, "See mcp_messages.server_name."),
+                col("server_version", Utf8, true, "serverInfo.version of the session at the time of the call."),
+                col("tool_name", Utf8, true, "The tool called."),
+                col("rpc_id", Utf8, true, "JSON-RPC id of the request."),
+                col("arguments_json", Utf8, true, "params.arguments as compact JSON."),
+                col("result_json", Utf8, true, "The response's result (or error) as compact JSON."),
+                col("is_error", Bool, true, "Error response or isError=true; null when unanswered."),
+                col("truncated", Bool, false, "Request or response payload was elided by the log."),
+                col("response_source_line", Int64, true, "Line of the response in the same source file."),
+            ],
+            Table::IntendedRecipients => vec![
+                TS,
+                DATE,
+                col("call_id", Utf8, false, "The tool call (tool_calls.call_id)."),
+                col("session_id", Utf8, false, "See mcp_messages.session_id."),
+                col("server_name", Utf8, false, "See mcp_messages.server_name."),
+                col("server_version", Utf8, true, "serverInfo.version at the time of the call."),
+                col("tool_name", Utf8, true, "The tool called."),
+                col("arg_path", Utf8, false, "Where in the arguments the address was: to, cc[1], message.bcc, ..."),
+                col("arg_role", Utf8, false, "to, cc, bcc, from, reply_to or other, from the argument's name."),
+                col("address", Utf8, false, "Normalized address (see README: address normalization)."),
+                col("address_raw", Utf8, true, "The address as written, where it differs from address."),
+                col("domain", Utf8, false, "Domain part of address."),
+            ],
+            Table::CallMessageIds => vec![
+                TS,
+                DATE,
+                col("call_id", Utf8, false, "The tool call (tool_calls.call_id)."),
+                col("session_id", Utf8, false, "See mcp_messages.session_id."),
+                col("server_name", Utf8, false, "See mcp_messages.server_name."),
+                col("message_id", Utf8, false, "Message id without angle brackets."),
+                col("found_in", Utf8, false, "text (MessageID: ...), json (a message id field) or header (Message-ID:)."),
+            ],
+            Table::ToolDefinitions => vec![
+                TS,
+                DATE,
+                col("session_id", Utf8, false, "See mcp_messages.session_id."),
+                col("server_name", Utf8, false, "See mcp_messages.server_name."),
+                col("server_version", Utf8, true, "serverInfo.version of the session."),
+                col("tool_name", Utf8, false, "Tool name."),
+                col("description", Utf8, true, "Tool description."),
+                col("input_schema_json", Utf8, true, "inputSchema as canonical JSON."),
+                col("annotations_json", Utf8, true, "annotations as canonical JSON."),
+                col("definition_sha256", Utf8, false, "sha256 of canonical JSON of name, description, inputSchema, annotations."),
+            ],
+            Table::MailDeliveries => vec![
+                TS,
+                DATE,
+                col("host", Utf8, true, "Mail host that logged the delivery."),
+                col("queue_id", Utf8, true, "MTA queue id (Postfix) or provider id."),
+                col("message_id", Utf8, true, "Message-ID without angle brackets."),
+                col("sender", Utf8, true, "Envelope sender, normalized; empty string for the null sender <>."),
+                col("sender_raw", Utf8, true, "Envelope sender as logged, where it differs."),
+                col("header_from", Utf8, true, "From: header where the log shows it."),
+                col("subject", Utf8, true, "Subject where the log shows it."),
+                col("recipient", Utf8, false, "Envelope recipient, normalized."),
+                col("recipient_raw", Utf8, true, "Recipient as logged, where it differs."),
+                col("orig_recipient", Utf8, true, "Original recipient before alias/virtual expansion (orig_to)."),
+                col("recipient_domain", Utf8, false, "Domain of recipient."),
+                col("recipient_role", Utf8, false, "to, cc, bcc, or envelope when the log cannot tell."),
+                col("role_source", Utf8, false, "Where recipient_role came from: mta_envelope, provider, header."),
+                col("status", Utf8, false, "sent, deferred, bounced, expired, delivered, ..."),
+                col("dsn", Utf8, true, "Enhanced status code, e.g. 2.0.0."),
+                col("relay", Utf8, true, "Next hop, e.g. mx.example.net[203.0.113.5]:25."),
+                col("delay_s", Float64, true, "Total delay in seconds."),
+                col("size_bytes", Int64, true, "Message size."),
+                col("nrcpt", Int64, true, "Number of envelope recipients of the message."),
+                col("client", Utf8, true, "Submitting client (host[ip], SASL user) or provider stream."),
+                col("response", Utf8, true, "Remote server response text (bounded)."),
+                col("notification_of", Utf8, true, "For a bounce/delay notification: the queue id of the original message."),
+                col("related_lines", Utf8, true, "Other source lines of the same message (client, message-id, from), comma separated."),
+            ],
+            Table::Rejects => vec![
+                TS,
+                DATE,
+                col("reason", Utf8, false, "Why the record was not parsed, and what was expected."),
+                col("raw", Utf8, false, "The raw bytes (lossy UTF-8), bounded; see raw_truncated."),
+                col("raw_len", Int64, false, "Length of the raw record in bytes."),
+                col("raw_truncated", Bool, false, "raw holds only the first bytes of the record."),
+            ],
+            Table::IngestLog => vec![
+                TS,
+                DATE,
+                col("source_sha256", Utf8, false, "sha256 of the whole raw file as read (compressed bytes for .gz)."),
+                col("source_size", Int64, false, "Bytes of the raw file at ingest."),
+                col("resumed_from", Int64, false, "Byte offset ingest started from: >0 when a grown file added only its new part."),
+                col("prefix_sha256", Utf8, false, "sha256 of the bytes before resumed_from (empty hash when 0)."),
+                col("lines", Int64, false, "Lines read (from resumed_from)."),
+                col("lines_parsed", Int64, false, "Lines that contributed to rows."),
+                col("lines_rejected", Int64, false, "Lines that went to _rejects."),
+                col("lines_skipped", Int64, false, "Lines deliberately not normalized (other programs, stderr, comments)."),
+                col("skipped_reasons", Utf8, false, "JSON object: reason -> line count."),
+                col("rows_json", Utf8, false, "JSON object: table -> rows written."),
+                col("duration_ms", Float64, false, "Wall time of parsing this source."),
+                col("tool_version", Utf8, false, "mcp-forensics version that ingested it."),
+            ],
+        };
+        // The ingest log is about sources; its own provenance is the source itself.
+        cols.extend(PROVENANCE);
+        cols
+    }
+
+    /// The Arrow schema of the table.
+    pub fn schema(self) -> SchemaRef {
+        let fields: Vec<Field> = self
+            .columns()
+            .iter()
+            .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Partition columns of the Delta table.
+    pub fn partition_columns(self) -> &'static [&'static str] {
+        &["date"]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_has_provenance_and_partition() {
+        for t in Table::ALL {
+            let s = t.schema();
+            for p in PROVENANCE_COLUMNS {
+                assert!(s.field_with_name(p).is_ok(), "{} lacks {p}", t.name());
+            }
+            assert!(s.field_with_name("date").is_ok());
+            assert!(s.field_with_name("ts").is_ok());
+            assert_eq!(Table::from_name(t.name()), Some(t));
+        }
+    }
+
+    #[test]
+    fn column_names_are_unique() {
+        for t in Table::ALL {
+            let mut names: Vec<_> = t.columns().iter().map(|c| c.name).collect();
+            let n = names.len();
+            names.sort();
+            names.dedup();
+            assert_eq!(n, names.len(), "duplicate column in {}", t.name());
+        }
+    }
+}
