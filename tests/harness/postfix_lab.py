@@ -62,7 +62,8 @@ def available() -> str | None:
 class PostfixLab:
     """Start with `with PostfixLab(workdir) as lab:`; send to `lab.smtp_port`."""
 
-    def __init__(self, workdir: Path, myhostname: str = "mx1.lab.example", log_name: str = "mail.log"):
+    def __init__(self, workdir: Path, myhostname: str = "mx1.lab.example", log_name: str = "mail.log",
+                 virtual_aliases: dict[str, list[str]] | None = None):
         self.workdir = Path(workdir).resolve()
         self.myhostname = myhostname
         self.conf = self.workdir / "conf"
@@ -72,8 +73,14 @@ class PostfixLab:
         self.smtp_port = free_port()
         self.sink_port = free_port()
         self._sink: subprocess.Popen | None = None
+        # alias -> members: Postfix expands them and logs orig_to=<alias>.
+        self.virtual_aliases = virtual_aliases or {}
 
     def _write_config(self) -> None:
+        # Postfix daemons run as the postfix user: they must reach the workdir
+        # (mkdtemp makes it 0700).
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.workdir, 0o755)
         for d in (self.conf, self.queue, self.data):
             d.mkdir(parents=True, exist_ok=True)
         (self.conf / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{self.smtp_port}"))
@@ -115,10 +122,18 @@ class PostfixLab:
             "readme_directory": "no",
             "biff": "no",
         }
+        if self.virtual_aliases:
+            vfile = self.conf / "virtual"
+            vfile.write_text("".join(f"{a} {', '.join(m)}\n" for a, m in self.virtual_aliases.items()))
+            main["virtual_alias_domains"] = " ".join(sorted({a.split("@")[1] for a in self.virtual_aliases}))
+            main["virtual_alias_maps"] = f"texthash:{vfile}"
         (self.conf / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main.items()))
 
     def _postfix(self, *args: str) -> None:
-        subprocess.run([POSTFIX, "-c", str(self.conf), *args], check=True, capture_output=True, text=True)
+        r = subprocess.run([POSTFIX, "-c", str(self.conf), *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            tail = self.log_path.read_text(errors="replace").splitlines()[-5:] if self.log_path.exists() else []
+            raise RuntimeError(f"postfix {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()} {' | '.join(tail)}")
 
     def __enter__(self) -> "PostfixLab":
         why = available()
@@ -155,7 +170,7 @@ class PostfixLab:
     def __exit__(self, *exc) -> None:
         try:
             self._postfix("stop")
-        except subprocess.CalledProcessError:
+        except RuntimeError:
             pass
         if self._sink:
             self._sink.terminate()

@@ -1,1 +1,352 @@
-fn main() {}
+//! `mcp-forensics`: join what agents asked their MCP tools to do with what
+//! the mail system really delivered.
+//!
+//! Exit codes: 0 ok, 1 findings at or above `--fail-on`, 2 usage or input error.
+
+mod account;
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mcpf_detect::output::{self, OutputFormat};
+use mcpf_detect::{embedded_rules, DetectOptions, Engine, Finding, Severity};
+use mcpf_formats::Format;
+use mcpf_lake::{IngestOptions, IngestSummary, Lake, SourceAction};
+use mcpf_schema::Table;
+
+#[derive(Parser)]
+#[command(name = "mcp-forensics", version, about = "Join MCP traces (what agents asked) with mail logs (what left) and detect the difference.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse log files/directories (also .gz, .zst) into the lake.
+    Ingest {
+        /// Lake directory (created if missing).
+        #[arg(long)]
+        lake: PathBuf,
+        /// Force a parser: claude_desktop, jsonrpc_jsonl or postfix (default: detect per file).
+        #[arg(long)]
+        format: Option<Format>,
+        /// Year of the first line of year-less syslog timestamps (default: from the file's time).
+        #[arg(long)]
+        year: Option<i32>,
+        /// Print one line per source.
+        #[arg(short, long)]
+        verbose: bool,
+        /// Files or directories (recursive).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Run detection rules over the lake.
+    Detect {
+        #[arg(long)]
+        lake: PathBuf,
+        /// Only evidence at or after this time (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only evidence before this time (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        until: Option<String>,
+        /// Run only these rules (repeatable).
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// Set a rule parameter: RULE_ID.NAME=VALUE (repeatable).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+        /// Exit 1 when a finding has this severity or higher.
+        #[arg(long)]
+        fail_on: Option<Severity>,
+    },
+    /// Run SQL over the lake's tables.
+    Sql {
+        #[arg(long)]
+        lake: PathBuf,
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+        /// Bind a named parameter: NAME=VALUE (text; use $NAME in the query).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        query: String,
+    },
+    /// List the lake's tables with row counts (and columns with -v).
+    Tables {
+        #[arg(long)]
+        lake: PathBuf,
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// List or show the built-in rules.
+    Rules {
+        /// A rule id to show in full.
+        id: Option<String>,
+    },
+    /// Ingest the bundled sample incident into a temporary lake and run every rule.
+    Demo {
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+        /// Use this lake directory instead of a temporary one.
+        #[arg(long)]
+        lake: Option<PathBuf>,
+        /// The sample-logs directory (default: the one bundled with the source).
+        #[arg(long)]
+        samples: Option<PathBuf>,
+    },
+}
+
+/// An error for the user: message already says what to do; exit code 2.
+struct UserError(String);
+
+impl<E: std::fmt::Display> From<E> for UserError {
+    fn from(e: E) -> Self {
+        UserError(e.to_string())
+    }
+}
+
+fn parse_time(s: &str, what: &str) -> Result<i64, UserError> {
+    if let Some(t) = mcpf_formats::time::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    if let Some(t) = mcpf_formats::time::parse_naive_utc(&format!("{s} 00:00:00")) {
+        return Ok(t);
+    }
+    Err(UserError(format!("{what} {s:?}: expected an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)")))
+}
+
+fn print_summary(s: &IngestSummary, verbose: bool) {
+    let mut err = io::stderr().lock();
+    let t = s.totals();
+    let new = s.sources.iter().filter(|x| x.action != SourceAction::AlreadyIngested).count();
+    let already = s.sources.len() - new;
+    for r in &s.recovered {
+        let _ = writeln!(err, "recovered: {r}");
+    }
+    if verbose {
+        for src in &s.sources {
+            let action = match &src.action {
+                SourceAction::Full => "ingested".to_string(),
+                SourceAction::Resumed(o) => format!("grown, from byte {o}"),
+                SourceAction::AlreadyIngested => "already ingested".to_string(),
+            };
+            let _ = writeln!(
+                err,
+                "  {} [{}] {action}: {} lines = {} parsed + {} rejected + {} skipped",
+                output::terminal_safe(&src.path.display().to_string()),
+                src.format.map(|f| f.name()).unwrap_or("unrecognized"),
+                src.stats.lines,
+                src.stats.parsed,
+                src.stats.rejected,
+                src.stats.skipped
+            );
+        }
+    }
+    let secs = (s.duration_ms / 1000.0).max(1e-9);
+    let _ = writeln!(
+        err,
+        "ingest {}: {} files ({} new, {} already ingested), {:.2} MB in {:.2}s ({:.1} MB/s)",
+        s.ingest_id,
+        s.sources.len(),
+        new,
+        already,
+        s.bytes as f64 / 1e6,
+        secs,
+        s.bytes as f64 / 1e6 / secs
+    );
+    let _ = writeln!(err, "lines: {} = {} parsed + {} rejected + {} skipped", t.lines, t.parsed, t.rejected, t.skipped);
+    for (table, n) in &s.rows {
+        let _ = writeln!(err, "  {table:<20} {n:>10} rows");
+    }
+    if !t.skipped_reasons.is_empty() {
+        let _ = writeln!(err, "skipped lines by reason:");
+        let mut reasons: Vec<_> = t.skipped_reasons.iter().collect();
+        reasons.sort_by(|a, b| b.1.cmp(a.1));
+        for (reason, n) in reasons {
+            let _ = writeln!(err, "  {n:>10}  {reason}");
+        }
+    }
+    if t.rejected > 0 {
+        let _ = writeln!(err, "{} rejected lines are in the _rejects table with their reason: mcp-forensics sql --lake DIR \"SELECT source_file, source_line, reason FROM _rejects\"", t.rejected);
+    }
+    let unrecognized: Vec<_> = s.sources.iter().filter(|x| x.format.is_none() && x.action != SourceAction::AlreadyIngested).collect();
+    if !unrecognized.is_empty() {
+        let _ = writeln!(err, "warning: {} files matched no format and were counted as skipped (force a parser with --format):", unrecognized.len());
+        for u in unrecognized.iter().take(10) {
+            let _ = writeln!(err, "  {}", output::terminal_safe(&u.path.display().to_string()));
+        }
+    }
+}
+
+fn parse_params(params: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>, UserError> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for p in params {
+        let (k, v) = p.split_once('=').ok_or_else(|| UserError(format!("--param {p:?}: expected RULE_ID.NAME=VALUE")))?;
+        let (rule, name) = k.rsplit_once('.').ok_or_else(|| UserError(format!("--param {p:?}: expected RULE_ID.NAME=VALUE")))?;
+        out.entry(rule.to_string()).or_default().insert(name.to_string(), v.to_string());
+    }
+    for rule in out.keys() {
+        if !embedded_rules().iter().any(|r| &r.id == rule) {
+            return Err(UserError(format!("--param: no rule {rule:?}")));
+        }
+    }
+    Ok(out)
+}
+
+fn detect(lake: &Lake, opts: &DetectOptions) -> Result<Vec<Finding>, UserError> {
+    let rules = embedded_rules();
+    Ok(lake.block_on(async {
+        let engine = Engine::open(lake).await?;
+        engine.detect(&rules, opts).await
+    })?)
+}
+
+fn require_lake(path: &Path) -> Result<Lake, UserError> {
+    if !path.is_dir() {
+        return Err(UserError(format!("{}: no such lake directory; create one with: mcp-forensics ingest --lake {} LOGS...", path.display(), path.display())));
+    }
+    Ok(Lake::open(path)?)
+}
+
+fn run(cli: Cli) -> Result<ExitCode, UserError> {
+    let mut out = io::stdout().lock();
+    match cli.command {
+        Command::Ingest { lake, format, year, verbose, paths } => {
+            let lake = Lake::open(&lake)?;
+            let s = lake.ingest(&paths, &IngestOptions { format, year })?;
+            print_summary(&s, verbose);
+        }
+        Command::Detect { lake, since, until, rules, params, format, fail_on } => {
+            let lake = require_lake(&lake)?;
+            let opts = DetectOptions {
+                rules,
+                params: parse_params(&params)?,
+                since_us: since.as_deref().map(|s| parse_time(s, "--since")).transpose()?,
+                until_us: until.as_deref().map(|s| parse_time(s, "--until")).transpose()?,
+            };
+            let findings = detect(&lake, &opts)?;
+            output::write_findings(&mut out, &findings, format)?;
+            if let Some(min) = fail_on {
+                if findings.iter().any(|f| f.severity >= min) {
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        Command::Sql { lake, format, params, query } => {
+            let lake = require_lake(&lake)?;
+            let mut bound = Vec::new();
+            for p in &params {
+                let (k, v) = p.split_once('=').ok_or_else(|| UserError(format!("--param {p:?}: expected NAME=VALUE")))?;
+                bound.push((k.to_string(), datafusion_scalar(v)));
+            }
+            let batches = lake.block_on(async {
+                let engine = Engine::open(&lake).await?;
+                engine.sql(&query, bound).await
+            })?;
+            output::write_batches(&mut out, &batches, format)?;
+        }
+        Command::Tables { lake, verbose } => {
+            let lake = require_lake(&lake)?;
+            let counts = lake.block_on(async {
+                let engine = Engine::open(&lake).await?;
+                let mut counts = Vec::new();
+                for t in Table::ALL {
+                    let b = engine.sql(&format!("SELECT count(*) FROM {}", t.name()), vec![]).await?;
+                    let n = b.first().and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0))).unwrap_or(0);
+                    counts.push((t, n));
+                }
+                Ok::<_, mcpf_detect::DetectError>(counts)
+            })?;
+            for (t, n) in counts {
+                writeln!(out, "{:<20} {:>10} rows  {}", t.name(), n, t.doc())?;
+                if verbose {
+                    for c in t.columns() {
+                        writeln!(out, "    {:<22} {:<10} {}{}", c.name, format!("{:?}", c.kind).to_lowercase(), if c.nullable { "" } else { "(not null) " }, c.doc)?;
+                    }
+                }
+            }
+        }
+        Command::Rules { id } => {
+            let rules = embedded_rules();
+            match id {
+                None => {
+                    for r in &rules {
+                        writeln!(out, "{:<28} {:<8} {}", r.id, r.severity.name(), r.title)?;
+                    }
+                }
+                Some(id) => {
+                    let r = rules.iter().find(|r| r.id == id).ok_or_else(|| UserError(format!("no rule {id:?}; see: mcp-forensics rules")))?;
+                    writeln!(out, "id:          {}\ntitle:       {}\nseverity:    {}\norigin:      {}", r.id, r.title, r.severity.name(), r.origin)?;
+                    writeln!(out, "references:  {}\n\n{}\n", r.references.join("; "), r.description)?;
+                    for (name, p) in &r.parameters {
+                        writeln!(out, "parameter {name} ({:?}, default {}): {}", p.kind, p.default, p.description)?;
+                    }
+                    writeln!(out, "\n{}", r.sql.trim())?;
+                }
+            }
+        }
+        Command::Demo { format, lake, samples } => {
+            let samples = samples.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample-logs")));
+            if !samples.is_dir() {
+                return Err(UserError(format!("{}: sample-logs directory not found; pass --samples DIR", samples.display())));
+            }
+            let year = std::fs::read_to_string(samples.join("manifest.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("year").and_then(|y| y.as_i64()))
+                .map(|y| y as i32);
+            let tmp;
+            let lake_dir = match lake {
+                Some(l) => l,
+                None => {
+                    tmp = tempfile::tempdir()?;
+                    tmp.path().join("lake")
+                }
+            };
+            let lake = Lake::open(&lake_dir)?;
+            let inputs: Vec<PathBuf> = ["mcp", "postfix"].iter().map(|d| samples.join(d)).filter(|p| p.exists()).collect();
+            let s = lake.ingest(&inputs, &IngestOptions { format: None, year })?;
+            print_summary(&s, false);
+            let findings = detect(&lake, &DetectOptions::default())?;
+            output::write_findings(&mut out, &findings, format)?;
+            let story = account::account(&findings);
+            if format == OutputFormat::Table {
+                writeln!(out, "{story}")?;
+            } else {
+                eprintln!("{story}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Command-line parameter text → a typed scalar (integer, number, boolean, else text).
+fn datafusion_scalar(v: &str) -> datafusion::scalar::ScalarValue {
+    use datafusion::scalar::ScalarValue;
+    if let Ok(i) = v.parse::<i64>() {
+        ScalarValue::Int64(Some(i))
+    } else if let Ok(f) = v.parse::<f64>() {
+        ScalarValue::Float64(Some(f))
+    } else if let Ok(b) = v.parse::<bool>() {
+        ScalarValue::Boolean(Some(b))
+    } else {
+        ScalarValue::Utf8(Some(v.to_string()))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(UserError(msg)) => {
+            eprintln!("error: {}", output::terminal_safe(&msg));
+            ExitCode::from(2)
+        }
+    }
+}

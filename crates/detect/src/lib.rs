@@ -1,1 +1,286 @@
-//! placeholder
+//! Detections: DataFusion SQL rules over the lake → findings.
+//!
+//! [`Engine`] registers every lake table (an empty one where a table does not
+//! exist yet, so a rule over MCP traces still runs on a lake of mail logs
+//! only), runs rules with bound parameters, and groups their evidence rows
+//! into [`Finding`]s with a stable id, so scheduled runs can de-duplicate.
+
+pub mod output;
+pub mod rule;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use mcpf_lake::Lake;
+use mcpf_schema::Table;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use rule::{embedded_rules, Rule, Severity, EVIDENCE_COLUMNS};
+
+/// Evidence rows kept per finding (the count is always exact).
+pub const MAX_EVIDENCE_PER_FINDING: usize = 10_000;
+
+/// One raw-log location behind a finding.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Evidence {
+    pub source_file: String,
+    pub source_line: i64,
+    pub source_offset: i64,
+    pub table: String,
+    pub ts: String,
+    pub detail: Option<String>,
+}
+
+/// A finding: what a rule saw, keyed stably, with its evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// sha256(rule id, key), first 32 hex digits: the same finding gets the
+    /// same id in every run.
+    pub finding_id: String,
+    pub rule_id: String,
+    pub severity: Severity,
+    pub title: String,
+    pub key: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    #[serde(skip)]
+    pub first_seen_us: i64,
+    #[serde(skip)]
+    pub last_seen_us: i64,
+    /// Distinct counted units (messages, sessions).
+    pub count: u64,
+    pub address: Option<String>,
+    pub sender: Option<String>,
+    pub server: Option<String>,
+    pub version: Option<String>,
+    pub session: Option<String>,
+    pub detail: Option<String>,
+    pub evidence_total: u64,
+    pub evidence: Vec<Evidence>,
+}
+
+/// Errors with what to do next.
+#[derive(Debug)]
+pub struct DetectError(pub String);
+
+impl std::fmt::Display for DetectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DetectError {}
+
+pub type Result<T> = std::result::Result<T, DetectError>;
+
+fn err(e: impl std::fmt::Display) -> DetectError {
+    DetectError(e.to_string())
+}
+
+/// Which rules and how.
+#[derive(Debug, Clone, Default)]
+pub struct DetectOptions {
+    /// Rule ids to run; empty = all.
+    pub rules: Vec<String>,
+    /// `rule_id` → parameter name → value text.
+    pub params: BTreeMap<String, BTreeMap<String, String>>,
+    /// Only evidence at or after this time (UTC micros).
+    pub since_us: Option<i64>,
+    /// Only evidence before this time (UTC micros).
+    pub until_us: Option<i64>,
+}
+
+/// A DataFusion session over one lake.
+pub struct Engine {
+    ctx: SessionContext,
+}
+
+fn finding_id(rule_id: &str, key: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(rule_id.as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn col_utf8(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
+    let idx = batch.schema().index_of(name).map_err(|_| err(format!("the rule's query returned no column {name:?}; rules must return: {}", EVIDENCE_COLUMNS.join(", "))))?;
+    arrow::compute::cast(batch.column(idx), &DataType::Utf8).map_err(err)
+}
+
+fn col_as(batch: &RecordBatch, name: &str, t: &DataType) -> Result<ArrayRef> {
+    let idx = batch.schema().index_of(name).map_err(|_| err(format!("the rule's query returned no column {name:?}; rules must return: {}", EVIDENCE_COLUMNS.join(", "))))?;
+    arrow::compute::cast(batch.column(idx), t).map_err(err)
+}
+
+fn s(a: &ArrayRef, i: usize) -> Option<String> {
+    let a = a.as_any().downcast_ref::<StringArray>().expect("cast to utf8");
+    if a.is_null(i) {
+        None
+    } else {
+        Some(a.value(i).to_string())
+    }
+}
+
+impl Engine {
+    /// A session with every table of the lake (empty where absent).
+    pub async fn open(lake: &Lake) -> Result<Engine> {
+        let ctx = lake.session().await.map_err(err)?;
+        for t in Table::ALL {
+            if !ctx.table_exist(t.name()).map_err(err)? {
+                let empty = MemTable::try_new(t.schema(), vec![vec![]]).map_err(err)?;
+                ctx.register_table(t.name(), Arc::new(empty)).map_err(err)?;
+            }
+        }
+        Ok(Engine { ctx })
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Run SQL with named parameters bound (`$name`), never pasted.
+    pub async fn sql(&self, sql: &str, params: Vec<(String, ScalarValue)>) -> Result<Vec<RecordBatch>> {
+        let df = self.ctx.sql(sql).await.map_err(|e| err(format!("SQL error: {e}")))?;
+        let df = if params.is_empty() { df } else { df.with_param_values(params).map_err(|e| err(format!("parameter error: {e}")))? };
+        df.collect().await.map_err(|e| err(format!("query failed: {e}")))
+    }
+
+    /// Run one rule and return its findings.
+    pub async fn run_rule(&self, rule: &Rule, opts: &DetectOptions) -> Result<Vec<Finding>> {
+        let overrides = opts.params.get(&rule.id).cloned().unwrap_or_default();
+        let params = rule.bound_params(&overrides).map_err(err)?;
+        let batches = self.sql(&rule.sql, params).await.map_err(|e| err(format!("rule {} ({}): {e}", rule.id, rule.origin)))?;
+        aggregate(rule, &batches, opts).map_err(|e| err(format!("rule {} ({}): {e}", rule.id, rule.origin)))
+    }
+
+    /// Run rules (all of `rules`, or those named in `opts.rules`).
+    pub async fn detect(&self, rules: &[Rule], opts: &DetectOptions) -> Result<Vec<Finding>> {
+        for id in &opts.rules {
+            if !rules.iter().any(|r| &r.id == id) {
+                let known: Vec<_> = rules.iter().map(|r| r.id.as_str()).collect();
+                return Err(err(format!("no rule {id:?}; known rules: {}", known.join(", "))));
+            }
+        }
+        let mut all = Vec::new();
+        for r in rules {
+            if opts.rules.is_empty() || opts.rules.contains(&r.id) {
+                all.extend(self.run_rule(r, opts).await?);
+            }
+        }
+        all.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.first_seen_us.cmp(&b.first_seen_us)).then(a.rule_id.cmp(&b.rule_id)).then(a.key.cmp(&b.key)));
+        Ok(all)
+    }
+}
+
+#[derive(Default)]
+struct Acc {
+    first: Option<i64>,
+    last: Option<i64>,
+    units: BTreeSet<String>,
+    entities: Option<[Option<String>; 6]>,
+    first_primary_ts: Option<i64>,
+    evidence: BTreeSet<Evidence>,
+    evidence_total: u64,
+}
+
+/// Evidence rows → findings.
+fn aggregate(rule: &Rule, batches: &[RecordBatch], opts: &DetectOptions) -> Result<Vec<Finding>> {
+    let ts_type = DataType::Timestamp(TimeUnit::Microsecond, None);
+    let mut groups: BTreeMap<String, Acc> = BTreeMap::new();
+    for b in batches {
+        if b.num_rows() == 0 {
+            continue;
+        }
+        let key = col_utf8(b, "key")?;
+        let ts = col_as(b, "ts", &ts_type)?;
+        let ts = ts.as_any().downcast_ref::<TimestampMicrosecondArray>().expect("ts");
+        let unit = col_utf8(b, "unit")?;
+        let ents: Vec<ArrayRef> = ["address", "sender", "server", "version", "session", "detail"].iter().map(|n| col_utf8(b, n)).collect::<Result<_>>()?;
+        let table = col_utf8(b, "evidence_table")?;
+        let file = col_utf8(b, "source_file")?;
+        let line = col_as(b, "source_line", &DataType::Int64)?;
+        let line = line.as_any().downcast_ref::<Int64Array>().expect("i64");
+        let off = col_as(b, "source_offset", &DataType::Int64)?;
+        let off = off.as_any().downcast_ref::<Int64Array>().expect("i64");
+        for i in 0..b.num_rows() {
+            let Some(k) = s(&key, i) else { continue };
+            let t = if ts.is_null(i) { None } else { Some(ts.value(i)) };
+            let primary = !unit.is_null(i);
+            if primary {
+                if let Some(t) = t {
+                    if opts.since_us.is_some_and(|s| t < s) || opts.until_us.is_some_and(|u| t >= u) {
+                        continue;
+                    }
+                }
+            }
+            let acc = groups.entry(k).or_default();
+            if primary {
+                acc.units.insert(s(&unit, i).unwrap_or_default());
+                if let Some(t) = t {
+                    acc.first = Some(acc.first.map_or(t, |f| f.min(t)));
+                    acc.last = Some(acc.last.map_or(t, |l| l.max(t)));
+                    if acc.first_primary_ts.is_none_or(|f| t < f) {
+                        acc.first_primary_ts = Some(t);
+                        acc.entities = Some([s(&ents[0], i), s(&ents[1], i), s(&ents[2], i), s(&ents[3], i), s(&ents[4], i), s(&ents[5], i)]);
+                    }
+                }
+            }
+            if let Some(f) = s(&file, i) {
+                let ev = Evidence {
+                    source_file: f,
+                    source_line: if line.is_null(i) { 0 } else { line.value(i) },
+                    source_offset: if off.is_null(i) { 0 } else { off.value(i) },
+                    table: s(&table, i).unwrap_or_default(),
+                    ts: t.map(mcpf_formats::time::to_rfc3339).unwrap_or_default(),
+                    detail: s(&ents[5], i),
+                };
+                if acc.evidence.len() < MAX_EVIDENCE_PER_FINDING {
+                    if acc.evidence.insert(ev) {
+                        acc.evidence_total += 1;
+                    }
+                } else if !acc.evidence.contains(&ev) {
+                    acc.evidence_total += 1;
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (key, acc) in groups {
+        // A group with only supporting rows (all its counted rows outside
+        // --since/--until) is not a finding.
+        let (Some(first), Some(last), Some(ents)) = (acc.first, acc.last, acc.entities) else { continue };
+        let [address, sender, server, version, session, detail] = ents;
+        out.push(Finding {
+            finding_id: finding_id(&rule.id, &key),
+            rule_id: rule.id.clone(),
+            severity: rule.severity,
+            title: rule.title.clone(),
+            key,
+            first_seen: mcpf_formats::time::to_rfc3339(first),
+            last_seen: mcpf_formats::time::to_rfc3339(last),
+            first_seen_us: first,
+            last_seen_us: last,
+            count: acc.units.len() as u64,
+            address,
+            sender,
+            server,
+            version,
+            session,
+            detail,
+            evidence_total: acc.evidence_total,
+            evidence: acc.evidence.into_iter().collect::<Vec<_>>().into_iter().collect(),
+        });
+    }
+    for f in &mut out {
+        f.evidence.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.source_file.cmp(&b.source_file)).then(a.source_line.cmp(&b.source_line)));
+    }
+    Ok(out)
+}

@@ -70,7 +70,12 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
             best = Some((f, hits));
         }
     }
-    best.map(|(f, _)| f)
+    // A syslog file with no Postfix line yet (mail.err, a shared syslog):
+    // the Postfix parser accounts for its lines as other programs.
+    best.map(|(f, _)| f).or_else(|| {
+        let syslog = lines.iter().filter(|l| crate::postfix::split_syslog(l).is_some()).count();
+        (syslog > 0 && syslog * 2 >= lines.len()).then_some(Format::Postfix)
+    })
 }
 
 #[cfg(test)]
@@ -92,6 +97,7 @@ mod tests {
             Some(Format::Postfix)
         );
         assert_eq!(detect_format(b"pattern: x\ndata: y\n"), None);
+        assert_eq!(detect_format(b"Jun  3 10:40:57 mail dovecot: imap(u): Disconnected\n"), Some(Format::Postfix));
         assert_eq!("postfix".parse::<Format>(), Ok(Format::Postfix));
         assert!("nope".parse::<Format>().is_err());
     }

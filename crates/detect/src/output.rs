@@ -1,0 +1,245 @@
+//! Rendering findings and query results: table, JSON, JSON Lines, CSV.
+//!
+//! Log content is attacker-controlled and ends up in these outputs, so:
+//! terminal output escapes control characters (no ANSI escape passthrough),
+//! CSV neutralizes spreadsheet formulas (a cell starting with `= + - @`, tab
+//! or CR gets a leading `'`), JSON escapes by construction.
+
+use std::io::{self, Write};
+
+use arrow::array::Array;
+use arrow::record_batch::RecordBatch;
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::Finding;
+
+/// Output formats shared by `detect` and `sql`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Json,
+    Jsonl,
+    Csv,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "table" => Ok(OutputFormat::Table),
+            "json" => Ok(OutputFormat::Json),
+            "jsonl" => Ok(OutputFormat::Jsonl),
+            "csv" => Ok(OutputFormat::Csv),
+            _ => Err(format!("unknown output format {s:?}; expected table, json, jsonl or csv")),
+        }
+    }
+}
+
+/// Escape control characters so a log line cannot drive the terminal.
+pub fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{202e}' || c == '\u{202d}' => {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CSV cell that a spreadsheet will not evaluate, escaped for the terminal.
+pub fn csv_safe(s: &str) -> String {
+    let s = terminal_safe(s);
+    let cell = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) || s.starts_with("\\t") || s.starts_with("\\r") { format!("'{s}") } else { s };
+    if cell.contains([',', '"', '\n']) || cell.starts_with(' ') || cell.ends_with(' ') {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+const FINDING_COLUMNS: [&str; 16] = [
+    "finding_id", "rule_id", "severity", "title", "key", "first_seen", "last_seen", "count", "address", "sender", "server", "version", "session", "detail",
+    "evidence_total", "evidence",
+];
+
+fn finding_cells(f: &Finding) -> Vec<String> {
+    let o = |x: &Option<String>| x.clone().unwrap_or_default();
+    let ev: Vec<String> = f.evidence.iter().map(|e| format!("{}:{}", e.source_file, e.source_line)).collect();
+    vec![
+        f.finding_id.clone(),
+        f.rule_id.clone(),
+        f.severity.name().to_string(),
+        f.title.clone(),
+        f.key.clone(),
+        f.first_seen.clone(),
+        f.last_seen.clone(),
+        f.count.to_string(),
+        o(&f.address),
+        o(&f.sender),
+        o(&f.server),
+        o(&f.version),
+        o(&f.session),
+        o(&f.detail),
+        f.evidence_total.to_string(),
+        ev.join(" "),
+    ]
+}
+
+/// Write findings in a format.
+pub fn write_findings(w: &mut dyn Write, findings: &[Finding], format: OutputFormat) -> io::Result<()> {
+    match format {
+        OutputFormat::Json => {
+            serde_json::to_writer_pretty(&mut *w, findings)?;
+            writeln!(w)
+        }
+        OutputFormat::Jsonl => {
+            for f in findings {
+                serde_json::to_writer(&mut *w, f)?;
+                writeln!(w)?;
+            }
+            Ok(())
+        }
+        OutputFormat::Csv => {
+            writeln!(w, "{}", FINDING_COLUMNS.join(","))?;
+            for f in findings {
+                let cells: Vec<String> = finding_cells(f).iter().map(|c| csv_safe(c)).collect();
+                writeln!(w, "{}", cells.join(","))?;
+            }
+            Ok(())
+        }
+        OutputFormat::Table => {
+            if findings.is_empty() {
+                return writeln!(w, "no findings");
+            }
+            for f in findings {
+                let t = terminal_safe;
+                writeln!(w, "[{}] {}  {}", f.severity.name().to_uppercase(), t(&f.rule_id), t(&f.title))?;
+                writeln!(w, "  key:        {}", t(&f.key))?;
+                for (label, v) in [("address", &f.address), ("sender", &f.sender), ("server", &f.server), ("version", &f.version), ("session", &f.session)] {
+                    if let Some(v) = v {
+                        writeln!(w, "  {label:<11} {}", t(v))?;
+                    }
+                }
+                writeln!(w, "  seen:       {} .. {}  ({} counted, finding {})", f.first_seen, f.last_seen, f.count, f.finding_id)?;
+                if let Some(d) = &f.detail {
+                    writeln!(w, "  detail:     {}", t(&cut(d, 400)))?;
+                }
+                writeln!(w, "  evidence ({}):", f.evidence_total)?;
+                for e in f.evidence.iter().take(8) {
+                    writeln!(w, "    {}:{}  [{}]", t(&e.source_file), e.source_line, e.table)?;
+                }
+                if f.evidence.len() > 8 {
+                    writeln!(w, "    … {} more (use --format json for all)", f.evidence_total.saturating_sub(8))?;
+                }
+                writeln!(w)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Write query results in a format.
+pub fn write_batches(w: &mut dyn Write, batches: &[RecordBatch], format: OutputFormat) -> io::Result<()> {
+    let opts = FormatOptions::default().with_null("");
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None => {
+            if format == OutputFormat::Json {
+                writeln!(w, "[]")?;
+            } else if format == OutputFormat::Table {
+                writeln!(w, "(0 rows)")?;
+            }
+            return Ok(());
+        }
+    };
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let mut rows: Vec<Vec<Option<String>>> = Vec::new();
+    for b in batches {
+        let fmts: Vec<ArrayFormatter> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts)).collect::<Result<_, _>>().map_err(io::Error::other)?;
+        for i in 0..b.num_rows() {
+            rows.push((0..b.num_columns()).map(|j| if b.column(j).is_null(i) { None } else { Some(fmts[j].value(i).to_string()) }).collect());
+        }
+    }
+    match format {
+        OutputFormat::Json | OutputFormat::Jsonl => {
+            let objs: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let m: serde_json::Map<String, serde_json::Value> = names
+                        .iter()
+                        .zip(r)
+                        .map(|(n, v)| (n.clone(), v.clone().map(serde_json::Value::String).unwrap_or(serde_json::Value::Null)))
+                        .collect();
+                    serde_json::Value::Object(m)
+                })
+                .collect();
+            if format == OutputFormat::Json {
+                serde_json::to_writer_pretty(&mut *w, &objs)?;
+                writeln!(w)
+            } else {
+                for o in objs {
+                    serde_json::to_writer(&mut *w, &o)?;
+                    writeln!(w)?;
+                }
+                Ok(())
+            }
+        }
+        OutputFormat::Csv => {
+            writeln!(w, "{}", names.iter().map(|n| csv_safe(n)).collect::<Vec<_>>().join(","))?;
+            for r in &rows {
+                writeln!(w, "{}", r.iter().map(|c| csv_safe(c.as_deref().unwrap_or(""))).collect::<Vec<_>>().join(","))?;
+            }
+            Ok(())
+        }
+        OutputFormat::Table => {
+            const MAX_CELL: usize = 120;
+            let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| cut(&terminal_safe(c.as_deref().unwrap_or("")), MAX_CELL)).collect()).collect();
+            let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
+            for r in &cells {
+                for (j, c) in r.iter().enumerate() {
+                    widths[j] = widths[j].max(c.chars().count());
+                }
+            }
+            let line = |w: &mut dyn Write, vals: &[String]| -> io::Result<()> {
+                let parts: Vec<String> = vals.iter().enumerate().map(|(j, v)| format!("{:<width$}", v, width = widths[j])).collect();
+                writeln!(w, "{}", parts.join(" | ").trim_end())
+            };
+            line(w, &names.iter().map(|n| terminal_safe(n)).collect::<Vec<_>>())?;
+            writeln!(w, "{}", widths.iter().map(|n| "-".repeat(*n)).collect::<Vec<_>>().join("-+-"))?;
+            for r in &cells {
+                line(w, r)?;
+            }
+            writeln!(w, "({} rows)", rows.len())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_text_is_neutralized() {
+        assert_eq!(terminal_safe("a\x1b[31mred"), "a\\u{1b}[31mred");
+        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_safe("plain"), "plain");
+        assert_eq!(csv_safe("-1+2"), "'-1+2");
+    }
+}
