@@ -6,6 +6,7 @@ use mcpf_detect::Finding;
 
 fn fmt_gap(secs: i64) -> String {
     match secs {
+        0 => "within a second".to_string(),
         s if s < 120 => format!("{s} seconds"),
         s if s < 7200 => format!("{} minutes", s / 60),
         s if s < 172_800 => format!("{} hours", s / 3600),
@@ -38,12 +39,13 @@ pub fn account(findings: &[Finding]) -> String {
         // The version change that preceded it, if any.
         if let Some(v) = versions
             .iter()
-            .filter(|v| v.server == f.server && v.version == f.version && v.first_seen_us <= f.first_seen_us)
+            // Syslog stamps have whole seconds: allow one second of skew.
+            .filter(|v| v.server == f.server && v.version == f.version && v.first_seen_us <= f.first_seen_us + 1_000_000)
             .max_by_key(|v| v.first_seen_us)
         {
             lines.push(format!(
-                "  It began {} after {} started answering as version {} ({}).",
-                fmt_gap((f.first_seen_us - v.first_seen_us) / 1_000_000),
+                "  It began {} after {} started answering as version {} ({}); that version is where to look.",
+                fmt_gap((f.first_seen_us - v.first_seen_us).max(0) / 1_000_000),
                 t(&v.server),
                 t(&v.version),
                 terminal_safe(v.detail.as_deref().unwrap_or(""))

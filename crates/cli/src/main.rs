@@ -296,6 +296,12 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             if !samples.is_dir() {
                 return Err(UserError(format!("{}: sample-logs directory not found; pass --samples DIR", samples.display())));
             }
+            // Evidence paths read best relative to where the user stands.
+            let samples = samples.canonicalize()?;
+            let samples = std::env::current_dir()
+                .ok()
+                .and_then(|cwd| samples.strip_prefix(cwd.canonicalize().ok()?).ok().map(Path::to_path_buf))
+                .unwrap_or(samples);
             let year = std::fs::read_to_string(samples.join("manifest.json"))
                 .ok()
                 .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up everything the tests need on a fresh Debian machine that has only the
+# Rust toolchain and Python 3.11: Postfix (+ smtp-sink) and a Python virtual
+# environment with pinned packages. Idempotent: a second run does nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v postfix >/dev/null 2>&1 || ! command -v smtp-sink >/dev/null 2>&1; then
+  echo "setup: installing Postfix (Debian package 'postfix', no system configuration)" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postfix >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements-test.txt .venv/.requirements-installed; then
+  echo "setup: creating .venv with the pinned packages of requirements-test.txt" >&2
+  python3 -m venv .venv
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
+  cp requirements-test.txt .venv/.requirements-installed
+fi
