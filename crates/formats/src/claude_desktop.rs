@@ -32,6 +32,8 @@ const LEVELS: [&str; 8] = ["info", "warn", "warning", "error", "debug", "trace",
 /// A line of this format (used for detection).
 pub fn looks_like(line: &str) -> bool {
     match split_header(line) {
+        // main.log: `2026-04-12 12:53:22 [info] Launching MCP Server: NAME`
+        Some(Header { stamp: Stamp::Naive(_), level: Some(_), rest, .. }) => rest.contains("MCP Server"),
         Some(h) => h.name.is_some() && (h.rest.starts_with("Message from ") || h.rest.starts_with("Using MCP server command") || h.rest.starts_with("Initializing server") || h.rest.starts_with("Server started")),
         None => false,
     }

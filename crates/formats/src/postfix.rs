@@ -159,7 +159,8 @@ pub fn looks_like(line: &str) -> bool {
 }
 
 fn is_short_qid(s: &str) -> bool {
-    (5..=12).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    // Hex; real logs show 5 up to 13+ characters.
+    (5..=16).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
 }
 
 fn is_long_qid(s: &str) -> bool {
@@ -243,6 +244,8 @@ struct QueueState {
     client: Option<String>,
     notification_of: Option<String>,
     lines: Vec<u64>,
+    /// Delivery records (`to=…` text) last deferred, for `status=expired`.
+    deferred: Vec<String>,
 }
 
 impl QueueState {
@@ -447,12 +450,27 @@ impl PostfixParser {
             match get(&kv, "status") {
                 Some(status) if !status.is_empty() => {
                     self.delivery(line, ts, host, Some(qid), &kv, status, response, out);
+                    let to = get(&kv, "to").unwrap_or("").to_string();
+                    let s = self.state(qid);
+                    s.deferred.retain(|d| !d.starts_with(&format!("to={to},")));
+                    if status == "deferred" && s.deferred.len() < 64 {
+                        s.deferred.push(rest.split(", status=").next().unwrap_or(rest).to_string());
+                    }
                     return out.account(&line.pos, 1, parsed);
                 }
                 _ => {
                     return out.reject(&line.pos, 1, "postfix: delivery line without status= (expected 'to=<…>, relay=…, delay=…, dsn=…, status=…')".into(), line.bytes, Some(ts));
                 }
             }
+        }
+        if rest.starts_with("from=") && rest.contains("status=expired") {
+            // qmgr gave up: every recipient still deferred expired here.
+            let pending = self.queues.get(qid).map(|s| s.deferred.clone()).unwrap_or_default();
+            for d in pending {
+                let (kv, _) = key_values(&d);
+                self.delivery(line, ts, host, Some(qid), &kv, "expired", Some("returned to sender"), out);
+            }
+            return out.account(&line.pos, 1, parsed);
         }
         if rest.starts_with("from=") {
             let (kv, _) = key_values(rest.split(" (").next().unwrap_or(rest));

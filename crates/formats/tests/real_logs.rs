@@ -1,0 +1,390 @@
+//! Conformance on real third-party logs (`../shared/real-logs`, by path).
+//!
+//! Every file must parse without panic and account for every line
+//! (parsed + rejected + skipped = lines); where the source ships an oracle
+//! (whyscream's grok cases, fail2ban's failJSON times) fields must equal it;
+//! elsewhere the test states facts read off the files themselves.
+//! When `../shared` is absent the tests say so and pass vacuously.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mcpf_formats::collect::Provenance;
+use mcpf_formats::{detect_format, parse_file, Format, RowSink, SourceInfo, SourceStats, Val};
+use mcpf_schema::Table;
+
+fn shared() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/real-logs");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: {} is absent (the shared real-log corpus sits beside the checkout)", p.display());
+        None
+    }
+}
+
+#[derive(Default)]
+struct Rows(Vec<(Table, BTreeMap<&'static str, Option<String>>)>);
+
+impl RowSink for Rows {
+    fn row(&mut self, table: Table, vals: &[Val<'_>]) {
+        let cols = table.columns();
+        assert_eq!(cols.len(), vals.len(), "{}: cell count", table.name());
+        let mut m = BTreeMap::new();
+        for (c, v) in cols.iter().zip(vals) {
+            let s = match v {
+                Val::Str(s) => s.map(str::to_string),
+                Val::Int(i) => i.map(|x| x.to_string()),
+                Val::Float(f) => f.map(|x| x.to_string()),
+                Val::Bool(b) => b.map(|x| x.to_string()),
+                Val::Ts(t) => t.map(mcpf_formats::time::to_rfc3339),
+            };
+            m.insert(c.name, s);
+        }
+        self.0.push((table, m));
+    }
+}
+
+impl Rows {
+    fn of(&self, t: Table) -> Vec<&BTreeMap<&'static str, Option<String>>> {
+        self.0.iter().filter(|(tt, _)| *tt == t).map(|(_, m)| m).collect()
+    }
+}
+
+fn get<'a>(m: &'a BTreeMap<&'static str, Option<String>>, k: &str) -> Option<&'a str> {
+    m.get(k).and_then(|v| v.as_deref())
+}
+
+fn parse(path: &Path, format: Format, year: Option<i32>) -> (SourceStats, Rows) {
+    let info = SourceInfo { path: Arc::from(path.to_string_lossy().as_ref()), mtime_unix: Some(1_700_000_000), year_hint: year };
+    let prov = Provenance { format, file: info.path.clone(), ingest_id: Arc::from("test") };
+    let mut rows = Rows::default();
+    let stats = parse_file(path, format, &info, prov, 0, &mut rows).expect("readable");
+    assert!(stats.balanced(), "{}: lines {} != parsed {} + rejected {} + skipped {}", path.display(), stats.lines, stats.parsed, stats.rejected, stats.skipped);
+    (stats, rows)
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn line_count(path: &Path) -> u64 {
+    let (mut r, _) = mcpf_formats::source::open_decompressed(path, 0).unwrap();
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut r, &mut buf).unwrap();
+    let n = buf.iter().filter(|b| **b == b'\n').count() as u64;
+    n + u64::from(!buf.is_empty() && *buf.last().unwrap() != b'\n')
+}
+
+/// Every real Postfix and MCP file: each recognised file under every parser
+/// that claims it parses with all lines accounted for.
+#[test]
+fn every_real_file_accounts_for_every_line() {
+    let Some(root) = shared() else { return };
+    for sub in ["postfix", "mcp"] {
+        for f in files_under(&root.join(sub)) {
+            let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap();
+            // Whatever is detected, and every parser forced, must stay balanced and not panic.
+            for fmt in Format::ALL {
+                let (stats, _) = parse(&f, fmt, Some(2022));
+                assert_eq!(stats.lines, line_count(&f), "{}: line count under {fmt}", f.display());
+            }
+            let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+            let expected = if rel.starts_with("postfix/lightmeter") || rel.starts_with("postfix/fail2ban") {
+                Some(Format::Postfix)
+            } else if rel.starts_with("mcp/claude-desktop") {
+                Some(Format::ClaudeDesktop)
+            } else {
+                None
+            };
+            if expected.is_some() {
+                assert_eq!(detect_format(&head), expected, "{rel}");
+            }
+        }
+    }
+}
+
+/// Minimal reader for whyscream's flat YAML cases.
+fn yaml_case(text: &str) -> (String, String, BTreeMap<String, String>) {
+    let unquote = |s: &str| {
+        let s = s.trim();
+        if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+            s[1..s.len() - 1].replace("\\\"", "\"").replace("\\\\", "\\")
+        } else if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
+            s[1..s.len() - 1].replace("''", "'")
+        } else {
+            s.to_string()
+        }
+    };
+    let (mut pattern, mut data, mut results) = (String::new(), String::new(), BTreeMap::new());
+    for line in text.lines() {
+        if let Some(v) = line.strip_prefix("pattern:") {
+            pattern = unquote(v);
+        } else if let Some(v) = line.strip_prefix("data:") {
+            data = unquote(v);
+        } else if line.starts_with("    ") {
+            if let Some((k, v)) = line.trim().split_once(':') {
+                results.insert(k.trim().to_string(), unquote(v));
+            }
+        }
+    }
+    (pattern, data, results)
+}
+
+/// whyscream/postfix-grok-patterns: the oracle's fields for delivery,
+/// qmgr and cleanup lines must equal ours.
+#[test]
+fn grok_oracle_cases() {
+    let Some(root) = shared() else { return };
+    let dir = root.join("postfix/whyscream-grok-cases");
+    let tmp = std::env::temp_dir().join(format!("mcpf-grok-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut checked = BTreeMap::<&str, usize>::new();
+    for f in files_under(&dir) {
+        let (pattern, data, res) = yaml_case(&std::fs::read_to_string(&f).unwrap());
+        let daemon = match pattern.trim_start_matches("^%{POSTFIX_").split('}').next().unwrap_or("") {
+            "SMTP" => "smtp",
+            "LMTP" => "lmtp",
+            "LOCAL" => "local",
+            "VIRTUAL" => "virtual",
+            "PIPE" => "pipe",
+            "ERROR" => "error",
+            "QMGR" => "qmgr",
+            "CLEANUP" => "cleanup",
+            _ => continue,
+        };
+        let Some(qid) = res.get("postfix_queueid") else { continue };
+        // The case line, then (for context lines) a delivery of the same queue id.
+        let mut log = format!("Jan  5 10:00:00 mx postfix/{daemon}[1]: {data}\n");
+        if daemon == "qmgr" || daemon == "cleanup" {
+            log.push_str(&format!("Jan  5 10:00:01 mx postfix/smtp[2]: {qid}: to=<probe@example.org>, relay=none, delay=1, delays=1/0/0/0, dsn=4.4.1, status=deferred (test)\n"));
+        }
+        let p = tmp.join(f.file_name().unwrap());
+        std::fs::write(&p, &log).unwrap();
+        let (_, rows) = parse(&p, Format::Postfix, Some(2020));
+        let d = rows.of(Table::MailDeliveries);
+        let kv = res.get("postfix_keyvalue_data").cloned().unwrap_or_default();
+        match daemon {
+            "qmgr" => {
+                if !kv.starts_with("from=") || data.contains("status=expired") {
+                    continue;
+                }
+                assert_eq!(d.len(), 1, "{}", f.display());
+                let want_from = kv.split("from=<").nth(1).and_then(|x| x.split('>').next()).unwrap().to_lowercase();
+                assert_eq!(get(d[0], "sender"), Some(want_from.as_str()), "{}", f.display());
+                if let Some(size) = kv.split("size=").nth(1).and_then(|x| x.split(',').next()) {
+                    assert_eq!(get(d[0], "size_bytes"), Some(size), "{}", f.display());
+                }
+            }
+            "cleanup" => {
+                let Some(mid) = res.get("postfix_message-id") else { continue };
+                assert_eq!(d.len(), 1, "{}", f.display());
+                // An empty message-id=<> is no id at all: NULL, not "".
+                let want = if mid.is_empty() { None } else { Some(mid.as_str()) };
+                assert_eq!(get(d[0], "message_id"), want, "{}", f.display());
+            }
+            _ => {
+                let Some(status) = res.get("postfix_status") else {
+                    // TLS, connection and warning lines of delivery agents: no delivery row.
+                    // (tls_features_* cases are deliveries whose oracle keeps only TLS fields.)
+                    if !f.file_name().unwrap().to_string_lossy().starts_with(daemon) {
+                        continue;
+                    }
+                    assert!(d.is_empty(), "{}: {data} gave {d:?}", f.display());
+                    *checked.entry("no-delivery").or_insert(0) += 1;
+                    continue;
+                };
+                assert_eq!(d.len(), 1, "{}: {data}", f.display());
+                let row = d[0];
+                assert_eq!(get(row, "queue_id"), Some(qid.as_str()), "{}", f.display());
+                assert_eq!(get(row, "status"), Some(status.as_str()), "{}", f.display());
+                let field = |k: &str| kv.split(&format!("{k}=")).nth(1).map(|x| x.split(", ").next().unwrap().trim_end_matches(',').to_string());
+                if let Some(to) = field("to") {
+                    assert_eq!(get(row, "recipient").map(str::to_string), Some(to.trim_matches(['<', '>']).to_lowercase()), "{}", f.display());
+                }
+                if let Some(orig) = field("orig_to") {
+                    assert_eq!(get(row, "orig_recipient").map(str::to_string), Some(orig.trim_matches(['<', '>']).to_lowercase()), "{}", f.display());
+                }
+                for k in ["relay", "dsn"] {
+                    if let Some(v) = field(k) {
+                        assert_eq!(get(row, k), Some(v.as_str()), "{}: {k}", f.display());
+                    }
+                }
+                for k in ["postfix_smtp_response", "postfix_lmtp_response", "postfix_local_response", "postfix_pipe_response", "postfix_virtual_response", "postfix_error_response"] {
+                    if let Some(v) = res.get(k) {
+                        assert_eq!(get(row, "response"), Some(v.as_str()), "{}: {k}", f.display());
+                    }
+                }
+            }
+        }
+        *checked.entry(daemon).or_insert(0) += 1;
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+    eprintln!("grok oracle cases checked: {checked:?}");
+    // Every delivery case of the oracle (5 smtp, 4 pipe, 2 local, 2 error, 1 lmtp, 1 virtual).
+    assert!(checked.get("smtp").copied().unwrap_or(0) >= 5, "{checked:?}");
+    assert!(checked.get("pipe").copied().unwrap_or(0) >= 4, "{checked:?}");
+    assert!(checked.get("no-delivery").copied().unwrap_or(0) >= 9, "{checked:?}");
+    assert!(checked.get("qmgr").copied().unwrap_or(0) >= 1, "{checked:?}");
+    assert!(checked.get("cleanup").copied().unwrap_or(0) >= 4, "{checked:?}");
+}
+
+/// fail2ban's postfix sample: each line after a `# failJSON` oracle has the
+/// oracle's month, day and time (the year is the harness's assumption).
+#[test]
+fn fail2ban_times() {
+    let Some(root) = shared() else { return };
+    let text = std::fs::read_to_string(root.join("postfix/fail2ban/postfix")).unwrap();
+    let mut expected: Option<String> = None;
+    let mut checked = 0;
+    for line in text.lines() {
+        if let Some(j) = line.strip_prefix("# failJSON:") {
+            expected = serde_json::from_str::<serde_json::Value>(j.trim()).ok().and_then(|v| v.get("time").and_then(|t| t.as_str()).map(str::to_string));
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some(want) = expected.take() else { continue };
+        let s = mcpf_formats::postfix::split_syslog(line).unwrap_or_else(|| panic!("not parsed: {line}"));
+        let mcpf_formats::postfix::Stamp::Classic(mo, d, h, mi, se, _) = s.stamp else { panic!("{line}") };
+        // The oracle writes unpadded fields (2005-03-7T02:09:33).
+        let want: Vec<u32> = want.split(['-', 'T', ':']).skip(1).map(|x| x.parse().unwrap()).collect();
+        assert_eq!(want, vec![mo, d, h, mi, se], "{line}");
+        checked += 1;
+    }
+    assert!(checked >= 50, "only {checked} oracle lines");
+}
+
+/// lightmeter's real mail.log set: facts read off the files.
+#[test]
+fn lightmeter_facts() {
+    let Some(root) = shared() else { return };
+    let ind = root.join("postfix/lightmeter/individual");
+    // Alias/local expansion: orig_to kept.
+    let (_, rows) = parse(&ind.join("21_deliveries_with_local_daemon.log"), Format::Postfix, Some(2020));
+    let d = rows.of(Table::MailDeliveries);
+    assert!(d.iter().filter(|r| get(r, "orig_recipient").is_some()).count() >= 3);
+    // Deferred, retried, then expired: one expired row per deferred recipient.
+    let (_, rows) = parse(&ind.join("18_expired.log"), Format::Postfix, Some(2020));
+    let statuses: Vec<_> = rows.of(Table::MailDeliveries).iter().filter_map(|r| get(r, "status").map(str::to_string)).collect();
+    assert!(statuses.iter().filter(|s| *s == "deferred").count() >= 5, "{statuses:?}");
+    assert!(statuses.iter().any(|s| s == "expired"), "{statuses:?}");
+    // RFC 3339 stamps with microseconds.
+    let (_, rows) = parse(&ind.join("25_authclean_cleanup.log"), Format::Postfix, None);
+    let d = rows.of(Table::MailDeliveries);
+    assert_eq!(d.len(), 1);
+    assert!(get(d[0], "ts").unwrap().starts_with("2022-01-08T19:42:"));
+    assert!(get(d[0], "message_id").is_some());
+    // Content-filter re-queue: the same Message-ID under two queue ids.
+    let (_, rows) = parse(&ind.join("1_bounce_simple.log"), Format::Postfix, Some(2020));
+    let d = rows.of(Table::MailDeliveries);
+    let mids: std::collections::BTreeSet<_> = d.iter().filter_map(|r| get(r, "message_id")).collect();
+    let qids: std::collections::BTreeSet<_> = d.iter().filter_map(|r| get(r, "queue_id")).collect();
+    assert!(qids.len() > mids.len(), "{qids:?} {mids:?}");
+    assert!(d.iter().any(|r| get(r, "status") == Some("bounced") && get(r, "dsn") == Some("5.1.1")));
+    // Queue id reuse: rows of different messages under one id keep their own message id.
+    let (stats, rows) = parse(&ind.join("14_reuse_of_queueid.log"), Format::Postfix, Some(2020));
+    assert!(stats.parsed > 100);
+    assert!(!rows.of(Table::MailDeliveries).is_empty());
+}
+
+/// The rotated set spans December → January: the year advances once.
+#[test]
+fn year_rollover_on_rotated_set() {
+    let Some(root) = shared() else { return };
+    let p = root.join("postfix/lightmeter/logs_sample/mail.warn.4.gz");
+    let (mut r, _) = mcpf_formats::source::open_decompressed(&p, 0).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut r, &mut text).unwrap();
+    let mut years = mcpf_formats::time::YearTracker::new(Some(2021), None);
+    let mut last = i64::MIN;
+    let (mut dec, mut jan) = (0, 0);
+    for line in text.lines() {
+        let s = mcpf_formats::postfix::split_syslog(line).unwrap();
+        let mcpf_formats::postfix::Stamp::Classic(mo, d, h, mi, se, us) = s.stamp else { panic!() };
+        let y = years.year_for(mo);
+        let t = mcpf_formats::time::from_parts(y, mo, d, h, mi, se, us).unwrap();
+        assert!(t >= last, "time went backwards at {line}");
+        last = t;
+        match (y, mo) {
+            (2021, 12) => dec += 1,
+            (2022, 1) => jan += 1,
+            other => panic!("unexpected {other:?} at {line}"),
+        }
+    }
+    assert!(dec > 0 && jan > 0, "dec {dec} jan {jan}");
+    // And the whole rotated directory ingests balanced.
+    for f in files_under(&root.join("postfix/lightmeter/logs_sample")) {
+        parse(&f, Format::Postfix, Some(2021));
+    }
+}
+
+/// Claude Desktop logs: facts read off the files.
+#[test]
+fn claude_desktop_facts() {
+    let Some(root) = shared() else { return };
+    let cd = root.join("mcp/claude-desktop");
+    for f in files_under(&cd) {
+        let head = mcpf_formats::source::read_head(&f, 65536).unwrap();
+        assert_eq!(detect_format(&head), Some(Format::ClaudeDesktop), "{}", f.display());
+    }
+    // Per-server log, [name] [level] order, multi-line launch, stderr interleaved.
+    let (stats, rows) = parse(&cd.join("mcp-server-weather.2025-07-20.log"), Format::ClaudeDesktop, None);
+    let m = rows.of(Table::McpMessages);
+    assert_eq!(m.len(), 10);
+    assert!(m.iter().skip(1).all(|r| get(r, "server_version") == Some("1.12.0")));
+    assert!(m.iter().all(|r| get(r, "client_name") == Some("claude-ai")));
+    let sessions: std::collections::BTreeSet<_> = m.iter().map(|r| get(r, "session_id")).collect();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(stats.skipped_reasons.get("server stderr or continuation line (no timestamp)"), Some(&9));
+    let calls = rows.of(Table::ToolCalls);
+    assert_eq!(calls.len(), 1, "get_alerts is never answered in the excerpt");
+    assert_eq!(get(calls[0], "tool_name"), Some("get_alerts"));
+    assert_eq!(get(calls[0], "ts_end"), None);
+    // Aggregate mcp.log, [level] [name] order, no suffix.
+    let (_, rows) = parse(&cd.join("mcp.2025-07-20.log"), Format::ClaudeDesktop, None);
+    let m = rows.of(Table::McpMessages);
+    assert_eq!(m.len(), 11);
+    assert!(m.iter().all(|r| get(r, "server_name") == Some("weather")));
+    assert_eq!(m.iter().filter(|r| get(r, "message_kind") == Some("response")).count(), 5);
+    // 2026 Go server: answered calls with structuredContent.
+    let (_, rows) = parse(&cd.join("mcp-server-go-mcp-server.2026-04-12.log"), Format::ClaudeDesktop, None);
+    let calls = rows.of(Table::ToolCalls);
+    assert_eq!(calls.len(), 3);
+    assert!(calls.iter().all(|c| get(c, "is_error") == Some("false") && get(c, "ts_end").is_some()));
+    // Summary format: method and id without payload.
+    let (stats, rows) = parse(&cd.join("mcp.summary-format.2026-07.log"), Format::ClaudeDesktop, None);
+    let m = rows.of(Table::McpMessages);
+    let methods: Vec<_> = m.iter().map(|r| get(r, "method").unwrap_or("")).collect();
+    assert_eq!(methods, ["initialize", "initialize", "notifications/initialized", "tools/list", "tools/list"]);
+    assert_eq!((stats.parsed, stats.skipped), (5, 1));
+    // Stdout pollution error line and the initialize response that follows.
+    let (stats, rows) = parse(&cd.join("mcp.golang-mcp-testing.2025-06-27.log"), Format::ClaudeDesktop, None);
+    assert_eq!(stats.skipped, 1);
+    assert!(rows.of(Table::McpMessages).iter().any(|r| get(r, "server_version") == Some("1.0.0")));
+    // Launch lines only (duplicated as Desktop writes them): all parsed or skipped, no rows of messages.
+    let (stats, rows) = parse(&cd.join("mcp-server-rebe.2025-09-04.log"), Format::ClaudeDesktop, None);
+    assert_eq!(stats.lines, 19);
+    assert!(rows.of(Table::McpMessages).is_empty());
+    assert!(stats.parsed >= 16, "launch block lines are parsed: {stats:?}");
+    // JSON-RPC error responses.
+    let (_, rows) = parse(&cd.join("mcp-server-ably.2025-04-11.log"), Format::ClaudeDesktop, None);
+    let m = rows.of(Table::McpMessages);
+    assert_eq!(m.iter().filter(|r| get(r, "message_kind") == Some("error")).count(), 1);
+    assert_eq!(get(m[1], "method"), Some("prompts/list"), "the error inherits its request's method");
+}
