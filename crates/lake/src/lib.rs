@@ -42,8 +42,9 @@ pub use batch::TableBuilder;
 const BATCH_ROWS: usize = 32 * 1024;
 /// Parquet files roll over at about this size.
 const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
-/// The commit-info key that carries the run's id.
-const INGEST_ID_KEY: &str = "mcp_forensics_ingest_id";
+/// The commit-info key that carries the run's id (how recovery finds the
+/// commits of a run that never wrote its `_ingest_log`).
+pub const INGEST_ID_KEY: &str = "mcp_forensics_ingest_id";
 
 /// Errors with what to do next.
 #[derive(Debug)]

@@ -1,0 +1,143 @@
+//! Lake guarantees: idempotent re-ingest, grown files, crash recovery,
+//! line accounting recorded in `_ingest_log`.
+
+use std::io::Write;
+use std::path::Path;
+
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use mcpf_formats::Val;
+use mcpf_lake::{IngestOptions, Lake, SourceAction, TableBuilder, INGEST_ID_KEY};
+use mcpf_schema::Table;
+
+const PART1: &str = "\
+2026-03-01T10:00:00+00:00 mx postfix/smtpd[1]: 1A2B3C4D5E: client=agent-host[10.0.0.5]
+2026-03-01T10:00:00+00:00 mx postfix/cleanup[2]: 1A2B3C4D5E: message-id=<m1@corp.example>
+2026-03-01T10:00:00+00:00 mx postfix/qmgr[3]: 1A2B3C4D5E: from=<agent@corp.example>, size=900, nrcpt=2 (queue active)
+2026-03-01T10:00:01+00:00 mx postfix/smtp[4]: 1A2B3C4D5E: to=<x@a.example>, relay=mx.a.example[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)
+";
+const PART2: &str = "\
+2026-03-02T09:00:00+00:00 mx postfix/smtp[4]: 1A2B3C4D5E: to=<y@b.example>, relay=mx.b.example[192.0.2.2]:25, delay=82000, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)
+2026-03-02T09:00:00+00:00 mx postfix/qmgr[3]: 1A2B3C4D5E: removed
+";
+
+fn count(lake: &Lake, sql: &str) -> i64 {
+    lake.block_on(async {
+        let ctx = lake.session().await.unwrap();
+        let b = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        b[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0)
+    })
+}
+
+fn write(p: &Path, text: &str) {
+    std::fs::write(p, text).unwrap();
+}
+
+#[test]
+fn reingest_adds_nothing_and_grown_file_adds_only_new_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    write(&log, PART1);
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let s = lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::Full);
+    assert_eq!(s.sources[0].stats.lines, 4);
+    assert!(s.sources[0].stats.balanced());
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 1);
+
+    // Same content again: nothing.
+    let s = lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::AlreadyIngested);
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 1);
+
+    // The log grows: only the new delivery, with the context of the old part.
+    std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(PART2.as_bytes()).unwrap();
+    let s = lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::Resumed(PART1.len() as u64));
+    assert_eq!(s.sources[0].stats.lines, 2, "only new lines are counted");
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 2);
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries WHERE recipient = 'y@b.example' AND message_id = 'm1@corp.example' AND sender = 'agent@corp.example' AND source_line = 5"), 1);
+    // Partitioned by day.
+    assert_eq!(count(&lake, "SELECT count(DISTINCT date) FROM mail_deliveries"), 2);
+    assert!(dir.path().join("lake/mail_deliveries/date=2026-03-02").is_dir());
+
+    // Line accounting is recorded per source and run.
+    assert_eq!(count(&lake, "SELECT sum(lines) FROM _ingest_log"), 6);
+    assert_eq!(count(&lake, "SELECT sum(lines - lines_parsed - lines_rejected - lines_skipped) FROM _ingest_log"), 0);
+
+    // A copy of the same bytes under another name is the same source.
+    let copy = dir.path().join("copy.log");
+    std::fs::copy(&log, &copy).unwrap();
+    let s = lake.ingest(&[copy], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::AlreadyIngested);
+
+    // A rewritten file (same name, different start) is ingested as new content.
+    write(&log, &PART1.replace("x@a.example", "z@c.example"));
+    let s = lake.ingest(&[log], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::Full);
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 3);
+}
+
+#[test]
+fn rejects_are_kept_with_reason_and_gz_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("mail.log.1.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    enc.write_all(PART1.as_bytes()).unwrap();
+    enc.write_all(b"Mar  1 10:00:02 mx postfix/smtp[4]: 1A2B3C4D5E: to=<q@a.example>, relay=none\n\x1b[31mgarbage\n").unwrap();
+    enc.finish().unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let s = lake.ingest(&[dir.path().to_path_buf()], &IngestOptions { format: Some(mcpf_formats::Format::Postfix), year: Some(2026) }).unwrap();
+    let st = &s.sources[0].stats;
+    assert_eq!((st.lines, st.rejected), (6, 2), "{st:?}");
+    assert_eq!(count(&lake, "SELECT count(*) FROM _rejects WHERE reason LIKE 'postfix: delivery line without status=%' AND source_line = 5"), 1);
+    assert_eq!(count(&lake, "SELECT count(*) FROM _rejects WHERE reason LIKE 'postfix: not a syslog line%' AND source_line = 6"), 1);
+}
+
+#[test]
+fn interrupted_run_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    write(&log, PART1);
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
+
+    // A run that committed rows to mail_deliveries and died before its _ingest_log.
+    lake.block_on(async {
+        let mut table = lake.load_table(Table::MailDeliveries).await.unwrap().unwrap();
+        let mut b = TableBuilder::new(Table::MailDeliveries);
+        let mut vals = vec![Val::Ts(Some(1_772_360_000_000_000)), Val::Str(Some("2026-03-01"))];
+        for c in Table::MailDeliveries.columns().iter().skip(2) {
+            vals.push(match (c.name, c.kind) {
+                ("ingest_id", _) => Val::Str(Some("crashed-run")),
+                (_, mcpf_schema::Kind::Utf8) => Val::Str(Some("x")),
+                (_, mcpf_schema::Kind::Int64) => Val::Int(Some(1)),
+                (_, mcpf_schema::Kind::Float64) => Val::Float(Some(1.0)),
+                (_, mcpf_schema::Kind::Bool) => Val::Bool(Some(false)),
+                (_, mcpf_schema::Kind::Timestamp) => Val::Ts(Some(0)),
+            });
+        }
+        b.append(&vals);
+        let mut w = RecordBatchWriter::for_table(&table)
+            .unwrap()
+            .with_commit_properties(CommitProperties::default().with_metadata([(INGEST_ID_KEY.to_string(), serde_json::json!("crashed-run"))]));
+        w.write(b.finish()).await.unwrap();
+        w.flush_and_commit(&mut table).await.unwrap();
+    });
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 2);
+
+    // The next ingest removes the orphaned rows before anything else.
+    let s = lake.ingest(&[log], &IngestOptions::default()).unwrap();
+    assert_eq!(s.recovered.len(), 1, "{:?}", s.recovered);
+    assert!(s.recovered[0].contains("crashed-run"));
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 1);
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries WHERE ingest_id = 'crashed-run'"), 0);
+}
+
+#[test]
+fn missing_input_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let e = lake.ingest(&[dir.path().join("nope.log")], &IngestOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("nope.log") && e.contains("cannot read"), "{e}");
+}
