@@ -194,11 +194,13 @@ impl ClaudeDesktopParser {
     fn message(&mut self, line: &Line<'_>, ts: i64, server: &str, dir: Direction, payload: &str, out: &mut dyn Emit) {
         let payload = payload.trim_end();
         let payload = payload.strip_suffix("{ metadata: undefined }").map(str::trim_end).unwrap_or(payload);
+        // The marker may cut JSON structure or sit inside a string value: either way content is missing.
+        let cut = truncation_regex().is_match(payload);
         let (body, truncated) = if payload.starts_with('{') {
             match serde_json::from_str::<Value>(payload) {
-                Ok(v) if v.is_object() => (Body::Json(v), false),
+                Ok(v) if v.is_object() => (Body::Json(v), cut),
                 _ => {
-                    if truncation_regex().is_match(payload) {
+                    if cut {
                         let joined = truncation_regex().replace_all(payload, "");
                         match serde_json::from_str::<Value>(&joined) {
                             Ok(v) if v.is_object() => (Body::Json(v), true),

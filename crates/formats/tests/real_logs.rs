@@ -388,3 +388,35 @@ fn claude_desktop_facts() {
     assert_eq!(m.iter().filter(|r| get(r, "message_kind") == Some("error")).count(), 1);
     assert_eq!(get(m[1], "method"), Some("prompts/list"), "the error inherits its request's method");
 }
+
+/// A payload Desktop cut in the middle keeps its row, marked truncated, with
+/// what is still readable. (Built from the real weather log's line shape.)
+#[test]
+fn truncated_payload_keeps_row() {
+    let dir = std::env::temp_dir().join(format!("mcpf-trunc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("mcp-server-mail.log");
+    std::fs::write(
+        &p,
+        "2025-07-20T14:12:07.571Z [mail] [info] Message from client: {\"method\":\"tools/call\",\"params\":{\"name\":\"sendEmail\",\"arguments\":{\"to\":\"a@x.example\",\"textBody\":\"Hel... [52311 chars truncated] ...\",\"cc\":\"b@y.example\"}},\"jsonrpc\":\"2.0\",\"id\":18} { metadata: undefined }\n\
+2025-07-20T14:12:08.000Z [mail] [info] Message from server: {\"jsonrpc\":\"2.0\",\"id\":18,\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"Email sent successfully!\\nMessageID: abc-123\"}]}} { metadata: undefined }\n\
+2025-07-20T14:13:00.000Z [mail] [info] Message from client: {\"method\":\"tools/call\",\"params\":{\"name\":\"sendEmail\",\"arguments\":{\"to\":\"c@z.example\",[9120 chars truncated]ody\":\"x\"}},\"jsonrpc\":\"2.0\",\"id\":19} { metadata: undefined }\n",
+    )
+    .unwrap();
+    let (stats, rows) = parse(&p, Format::ClaudeDesktop, None);
+    assert_eq!((stats.parsed, stats.rejected), (3, 0));
+    let m = rows.of(Table::McpMessages);
+    // Structure cut: still a tools/call request with id 19 and its readable address.
+    assert_eq!((get(m[2], "method"), get(m[2], "rpc_id"), get(m[2], "tool_name"), get(m[2], "truncated")), (Some("tools/call"), Some("19"), Some("sendEmail"), Some("true")));
+    assert_eq!(get(m[0], "truncated"), Some("true"));
+    assert_eq!(get(m[0], "method"), Some("tools/call"));
+    assert_eq!(get(m[0], "rpc_id"), Some("18"));
+    assert_eq!(get(m[0], "tool_name"), Some("sendEmail"));
+    let calls = rows.of(Table::ToolCalls);
+    assert_eq!(calls.len(), 2, "the cut call 19 stays, unanswered");
+    assert!(calls.iter().all(|c| get(c, "truncated") == Some("true")));
+    let addrs: Vec<_> = rows.of(Table::IntendedRecipients).iter().map(|r| (get(r, "address").unwrap().to_string(), get(r, "arg_path").unwrap().to_string())).collect();
+    assert_eq!(addrs, [("a@x.example".into(), "to".into()), ("b@y.example".into(), "cc".into()), ("c@z.example".into(), "(truncated)".into())]);
+    assert_eq!(rows.of(Table::CallMessageIds).len(), 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
