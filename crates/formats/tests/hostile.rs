@@ -1,0 +1,67 @@
+//! Hostile input: arbitrary bytes, or near-valid lines mutated, must never
+//! panic a parser, and every line must still be accounted for once.
+
+use std::sync::Arc;
+
+use mcpf_formats::collect::Provenance;
+use mcpf_formats::{parse_file, Format, RowSink, SourceInfo, Val};
+use mcpf_schema::Table;
+use proptest::prelude::*;
+
+struct Count(usize);
+impl RowSink for Count {
+    fn row(&mut self, table: Table, vals: &[Val<'_>]) {
+        assert_eq!(vals.len(), table.columns().len());
+        self.0 += 1;
+    }
+}
+
+const SEEDS: [&str; 6] = [
+    "Nov 25 01:40:58 mx1 postfix/smtp[3991]: 89AE498C146: to=<carol@other.example>, orig_to=<x@y.z>, relay=127.0.0.1[127.0.0.1]:40871, delay=0.03, delays=0.01/0.01/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
+    "2022-01-08T19:42:12.572958+00:00 mail postfix/cleanup[1]: 1F5A2194AA9: message-id=<a@b>",
+    "Jan 28 06:34:09 mail postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 5.7.1 <a@b.c>: Relay access denied; from=<s@t.u> to=<a@b.c> proto=ESMTP helo=<h>",
+    "2025-07-20T13:44:18.950Z [weather] [info] Message from server: {\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"weather\",\"version\":\"1.12.0\"}}} { metadata: undefined }",
+    "2025-07-20T14:12:07.571Z [info] [weather] Message from client: {\"method\":\"tools/call\",\"params\":{\"name\":\"s\",\"arguments\":{\"to\":[\"a@b.c\",{\"cc\":\"d@e.f\"}]}},\"jsonrpc\":\"2.0\",\"id\":18}",
+    "{\"ts\":\"2026-01-01T00:00:00Z\",\"direction\":\"server_to_client\",\"server\":\"s\",\"message\":{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"t\"}]}}}",
+];
+
+fn run_all(bytes: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("input.log");
+    std::fs::write(&p, bytes).unwrap();
+    let expected_lines = {
+        let n = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        n + u64::from(!bytes.is_empty() && *bytes.last().unwrap() != b'\n')
+    };
+    for f in Format::ALL {
+        let info = SourceInfo { path: Arc::from("input.log"), mtime_unix: Some(0), year_hint: None };
+        let prov = Provenance { format: f, file: info.path.clone(), ingest_id: Arc::from("t") };
+        let mut sink = Count(0);
+        let st = parse_file(&p, f, &info, prov, 0, &mut sink).unwrap();
+        assert!(st.balanced(), "{f}: {st:?}");
+        assert_eq!(st.lines, expected_lines, "{f}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        run_all(&bytes);
+    }
+
+    #[test]
+    fn mutated_real_shapes(seed in 0..SEEDS.len(), cuts in proptest::collection::vec((0usize..400, any::<u8>()), 0..8), truncate in 0usize..400) {
+        let mut b = SEEDS[seed].as_bytes().to_vec();
+        for (at, byte) in cuts {
+            let i = at % (b.len() + 1);
+            b.insert(i, byte);
+        }
+        b.truncate(truncate.max(1).min(b.len()));
+        let mut input = b.clone();
+        input.push(b'\n');
+        input.extend_from_slice(SEEDS[seed].as_bytes());
+        run_all(&input);
+    }
+}
