@@ -178,14 +178,17 @@ impl ClaudeDesktopParser {
 
     fn close_launch(&mut self, out: &mut dyn Emit) {
         if let Some(b) = self.launch.take() {
-            let command = launch_command(&b.text);
+            let (command, args) = match launch_command(&b.text) {
+                Some((c, a)) => (Some(c), a),
+                None => (None, vec![]),
+            };
             out.mcp(McpEvent {
                 ts: b.ts,
                 pos: b.pos.clone(),
                 host: None,
                 server_name: b.server,
                 session_hint: None,
-                kind: McpEventKind::Launch { command },
+                kind: McpEventKind::Launch { command, args },
             });
             out.account(&b.pos, b.lines, LineOutcome::Parsed);
         }
@@ -235,18 +238,18 @@ impl ClaudeDesktopParser {
 }
 
 /// `Using MCP server command: CMD with args and path: { metadata: { args: [ 'a', 'b', [length]: 2 ] … } } %o`
-/// → `CMD a b`.
-fn launch_command(text: &str) -> Option<String> {
+/// → (`CMD`, [`a`, `b`]).
+fn launch_command(text: &str) -> Option<(String, Vec<String>)> {
     let after = text.split_once("Using MCP server command:")?.1;
-    let cmd = after.split(" with args and path").next()?.trim();
-    let mut parts = vec![cmd.to_string()];
-    if let Some(args) = text.split_once("args: [").map(|x| x.1) {
-        let end = args.find("[length]").unwrap_or(args.len());
-        for piece in args[..end].split('\'').skip(1).step_by(2) {
-            parts.push(piece.to_string());
+    let cmd = after.split(" with args and path").next()?.trim().to_string();
+    let mut args = vec![];
+    if let Some(list) = text.split_once("args: [").map(|x| x.1) {
+        let end = list.find("[length]").or_else(|| list.find(']')).unwrap_or(list.len());
+        for piece in list[..end].split('\'').skip(1).step_by(2) {
+            args.push(piece.to_string());
         }
     }
-    Some(parts.join(" "))
+    Some((cmd, args))
 }
 
 impl Parser for ClaudeDesktopParser {
@@ -311,7 +314,7 @@ impl Parser for ClaudeDesktopParser {
                 host: None,
                 server_name: server.to_string(),
                 session_hint: None,
-                kind: McpEventKind::Launch { command: None },
+                kind: McpEventKind::Launch { command: None, args: vec![] },
             });
             out.account(&line.pos, 1, LineOutcome::Parsed);
         } else {
@@ -363,6 +366,8 @@ mod tests {
     #[test]
     fn launch_command_from_block() {
         let t = "2025-09-04T10:08:38.607Z [rebe] [info] Using MCP server command: /usr/local/bin/npx with args and path: {\n  metadata: {\n    args: [ 'mcp-remote@latest', 'http://localhost:8081/mcp', [length]: 2 ],\n } %o";
-        assert_eq!(launch_command(t).as_deref(), Some("/usr/local/bin/npx mcp-remote@latest http://localhost:8081/mcp"));
+        let (cmd, args) = launch_command(t).unwrap();
+        assert_eq!(cmd, "/usr/local/bin/npx");
+        assert_eq!(args, ["mcp-remote@latest", "http://localhost:8081/mcp"]);
     }
 }

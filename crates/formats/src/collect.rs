@@ -100,12 +100,13 @@ impl<'s> Collector<'s> {
         if filter_offset < self.emit_from {
             return;
         }
-        let mut full: Vec<Val<'_>> = Vec::with_capacity(vals.len() + 5);
+        let mut full: Vec<Val<'_>> = Vec::with_capacity(vals.len() + 6);
         full.extend_from_slice(vals);
         full.push(Val::Str(Some(self.prov.format.name())));
         full.push(Val::Str(Some(&self.prov.file)));
         full.push(Val::Int(Some(pos.offset as i64)));
         full.push(Val::Int(Some(pos.line as i64)));
+        full.push(Val::Str(pos.pointer.as_deref()));
         full.push(Val::Str(Some(&self.prov.ingest_id)));
         self.sink.row(table, &full);
         *self.stats.rows.entry(table.name()).or_insert(0) += 1;

@@ -17,16 +17,19 @@ pub enum Format {
     JsonRpcJsonl,
     /// Postfix via syslog (classic or RFC 3339 timestamps) or `maillog_file`.
     Postfix,
+    /// Postmark API data: outbound messages, details, send responses, bounces, webhooks.
+    Postmark,
 }
 
 impl Format {
-    pub const ALL: [Format; 3] = [Format::ClaudeDesktop, Format::JsonRpcJsonl, Format::Postfix];
+    pub const ALL: [Format; 4] = [Format::ClaudeDesktop, Format::JsonRpcJsonl, Format::Postfix, Format::Postmark];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::ClaudeDesktop => "claude_desktop",
             Format::JsonRpcJsonl => "jsonrpc_jsonl",
             Format::Postfix => "postfix",
+            Format::Postmark => "postmark",
         }
     }
 
@@ -35,6 +38,7 @@ impl Format {
             Format::ClaudeDesktop => crate::claude_desktop::looks_like(line),
             Format::JsonRpcJsonl => crate::jsonrpc_jsonl::looks_like(line),
             Format::Postfix => crate::postfix::looks_like(line),
+            Format::Postmark => crate::postmark::looks_like_document(line),
         }
     }
 }
@@ -58,6 +62,10 @@ impl FromStr for Format {
 /// Pick the format of a file from its first bytes (decompressed).
 pub fn detect_format(head: &[u8]) -> Option<Format> {
     let text = String::from_utf8_lossy(head);
+    // Provider exports are JSON documents whose keys span lines: judge the head whole.
+    if crate::postmark::looks_like_document(&text) {
+        return Some(Format::Postmark);
+    }
     let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(200).collect();
     // The last line of a head may be cut in the middle.
     if head.len() >= 64 * 1024 && lines.len() > 1 {
@@ -97,6 +105,7 @@ mod tests {
             Some(Format::Postfix)
         );
         assert_eq!(detect_format(b"pattern: x\ndata: y\n"), None);
+        assert_eq!(detect_format(b"{\n  \"TotalCount\": 1,\n  \"Messages\": [{\"MessageID\": \"x\", \"ReceivedAt\": \"2017-02-25T13:59:44-05:00\"}]}"), Some(Format::Postmark));
         assert_eq!(detect_format(b"Jun  3 10:40:57 mail dovecot: imap(u): Disconnected\n"), Some(Format::Postfix));
         assert_eq!("postfix".parse::<Format>(), Ok(Format::Postfix));
         assert!("nope".parse::<Format>().is_err());

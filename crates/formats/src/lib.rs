@@ -9,7 +9,7 @@
 //! the same way for every MCP trace format.
 //!
 //! Data flow: [`source`] (files, .gz, .zst, bounded lines) → [`detect`] →
-//! a parser ([`claude_desktop`], [`jsonrpc_jsonl`], [`postfix`]) →
+//! a parser ([`claude_desktop`], [`jsonrpc_jsonl`], [`postfix`], [`postmark`]) →
 //! [`Collector`] → a [`RowSink`] (the lake writer, or a test's vector).
 
 pub mod address;
@@ -18,6 +18,8 @@ pub mod collect;
 pub mod detect;
 pub mod jsonrpc_jsonl;
 pub mod mcp;
+pub mod package;
+pub mod postmark;
 pub mod postfix;
 pub mod source;
 pub mod time;
@@ -34,6 +36,8 @@ pub struct Pos {
     pub offset: u64,
     /// 1-based line number of the record's first line.
     pub line: u64,
+    /// JSON pointer of the element inside a multi-record JSON document.
+    pub pointer: Option<String>,
 }
 
 /// One physical line handed to a parser.
@@ -107,5 +111,6 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::ClaudeDesktop => Box::new(claude_desktop::ClaudeDesktopParser::new(info)),
         Format::JsonRpcJsonl => Box::new(jsonrpc_jsonl::JsonRpcJsonlParser::new(info)),
         Format::Postfix => Box::new(postfix::PostfixParser::new(info)),
+        Format::Postmark => Box::new(postmark::PostmarkParser::new(info)),
     }
 }

@@ -74,7 +74,8 @@ pub enum Body {
 #[derive(Debug, Clone)]
 pub enum McpEventKind {
     /// A server process was launched / a connection opened: a new session.
-    Launch { command: Option<String> },
+    /// `command`/`args` are what the client ran, where the log says.
+    Launch { command: Option<String>, args: Vec<String> },
     Message { direction: Direction, body: Body, truncated: bool },
 }
 
@@ -108,6 +109,12 @@ struct Pending {
 struct Session {
     id: String,
     server_name: String,
+    host: Option<String>,
+    start_ts: i64,
+    start_pos: Pos,
+    messages: i64,
+    launch_command: Option<String>,
+    package: Option<crate::package::Package>,
     client_name: Option<String>,
     client_version: Option<String>,
     server_version: Option<String>,
@@ -343,7 +350,14 @@ impl McpDeriver {
             Some(h) => h.chars().take(128).collect(),
             None => short_hash(&[&self.file, &ev.server_name, &ev.pos.offset.to_string()]),
         };
-        Session { id, server_name: ev.server_name.clone(), ..Default::default() }
+        Session {
+            id,
+            server_name: ev.server_name.clone(),
+            host: ev.host.clone(),
+            start_ts: ev.ts,
+            start_pos: ev.pos.clone(),
+            ..Default::default()
+        }
     }
 
     /// Start a new session for the event's key, closing the old one.
@@ -371,10 +385,16 @@ impl McpDeriver {
     pub(crate) fn event(&mut self, ev: McpEvent, out: &mut RowOut<'_, '_>) {
         let key = Self::session_key(&ev);
         match &ev.kind {
-            McpEventKind::Launch { .. } => {
+            McpEventKind::Launch { command, args } => {
                 let busy = self.sessions.get(&key).is_some_and(|s| s.seen_messages);
                 if busy || !self.sessions.contains_key(&key) {
                     self.restart(&key, &ev, out);
+                }
+                if let (Some(cmd), Some(s)) = (command, self.sessions.get_mut(&key)) {
+                    let mut full = vec![cmd.clone()];
+                    full.extend(args.iter().cloned());
+                    s.launch_command = Some(full.join(" "));
+                    s.package = crate::package::package_of(cmd, args);
                 }
             }
             McpEventKind::Message { direction, body, truncated } => {
@@ -391,6 +411,7 @@ impl McpDeriver {
                 }
                 let session = self.sessions.get_mut(&key).expect("session exists");
                 session.seen_messages = true;
+                session.messages += 1;
                 if is_init_request {
                     session.seen_initialize = true;
                 }
@@ -696,6 +717,31 @@ impl McpDeriver {
         for p in pending {
             Self::unanswered(&s, p, out);
         }
+        let date = date_of(s.start_ts);
+        let pkg = s.package.as_ref();
+        out.row(
+            Table::McpSessions,
+            s.start_pos.offset,
+            &s.start_pos,
+            &[
+                Val::Ts(Some(s.start_ts)),
+                Val::Str(Some(&date)),
+                Val::Str(Some(&s.id)),
+                Val::Str(s.host.as_deref()),
+                Val::Str(Some(&s.server_name)),
+                Val::Str(s.client_name.as_deref()),
+                Val::Str(s.client_version.as_deref()),
+                Val::Str(s.server_info_name.as_deref()),
+                Val::Str(s.server_version.as_deref()),
+                Val::Str(s.launch_command.as_deref()),
+                Val::Str(pkg.map(|p| p.manager.as_str())),
+                Val::Str(pkg.map(|p| p.name.as_str())),
+                Val::Str(pkg.map(|p| p.spec.as_str())),
+                Val::Str(pkg.and_then(|p| p.version.as_deref())),
+                Val::Bool(pkg.map(|p| p.pinned)),
+                Val::Int(Some(s.messages)),
+            ],
+        );
     }
 
     /// End of the source: requests never answered become unanswered calls.

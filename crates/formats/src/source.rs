@@ -135,7 +135,7 @@ impl<R: BufRead> LineReader<R> {
                 full_len -= 1;
             }
             self.line_no += 1;
-            f(&Line { bytes: &self.buf, pos: Pos { offset: start, line: self.line_no }, too_long, full_len });
+            f(&Line { bytes: &self.buf, pos: Pos { offset: start, line: self.line_no, pointer: None }, too_long, full_len });
         }
     }
 }

@@ -420,3 +420,72 @@ fn truncated_payload_keeps_row() {
     assert_eq!(rows.of(Table::CallMessageIds).len(), 1);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Postmark API recordings (postmarker's cassettes, decoded): recipients,
+/// roles, statuses and MessageIDs as the provider recorded them.
+#[test]
+fn postmark_recordings() {
+    let Some(root) = shared() else { return };
+    let dir = root.join("providers/postmark/postmarker-decoded");
+    let one = |name: &str| {
+        let p = dir.join(name);
+        let head = mcpf_formats::source::read_head(&p, 65536).unwrap();
+        assert_eq!(detect_format(&head), Some(Format::Postmark), "{name}");
+        let (stats, rows) = parse(&p, Format::Postmark, None);
+        assert_eq!(stats.rejected, 0, "{name}");
+        rows.of(Table::MailDeliveries).into_iter().cloned().collect::<Vec<_>>()
+    };
+    // Outbound message search.
+    let r = one("messages-01-GET-messages_outbound.json");
+    assert_eq!(r.len(), 1);
+    assert_eq!((get(&r[0], "message_id"), get(&r[0], "recipient"), get(&r[0], "recipient_role"), get(&r[0], "status")), (Some("21895802-5d50-442b-b039-27cf5b462c54"), Some("test@example.com"), Some("to"), Some("sent")));
+    assert_eq!((get(&r[0], "sender"), get(&r[0], "header_from"), get(&r[0], "source_pointer")), (Some("test@test.com"), Some("Test <test@test.com>"), Some("/Messages/0/To/0")));
+    assert_eq!(get(&r[0], "ts"), Some("2017-02-25T18:59:44.045361Z"));
+    // Details with a Delivered event.
+    let r = one("messages-02-GET-messages_outbound_21895802-5d50-442b-b039-27cf5b462c54_details.json");
+    let ev: Vec<_> = r.iter().filter(|x| get(x, "source_pointer") == Some("/MessageEvents/0")).collect();
+    assert_eq!(ev.len(), 1);
+    assert_eq!((get(ev[0], "status"), get(ev[0], "dsn"), get(ev[0], "relay")), (Some("delivered"), Some("2.0.0"), Some("ASPMX.L.GOOGLE.com (127.0.0.1)")));
+    assert_eq!(get(ev[0], "response"), Some("smtp;250 2.0.0 OK 1488049184 u12si5307395ite.25 - gsmtp"));
+    // Details with a Bounced event.
+    let r = one("bounces-14-GET-messages_outbound_086415ac-9326-4ddb-9d95-c0d8db13532b_details.json");
+    assert!(r.iter().any(|x| get(x, "status") == Some("bounced") && get(x, "message_id") == Some("ccf148f9-a81b-4c9c-a763-3912fe21197b")));
+    // Bounce record and bounce list.
+    let r = one("bounces-01-GET-bounces_723626745.json");
+    assert_eq!((get(&r[0], "recipient"), get(&r[0], "status"), get(&r[0], "dsn"), get(&r[0], "message_id")), (Some("example@example.com"), Some("bounced"), Some("5.1.1"), Some("086415ac-9326-4ddb-9d95-c0d8db13532b")));
+    let r = one("bounces-06-GET-bounces.json");
+    let ids: Vec<_> = r.iter().map(|x| get(x, "message_id").unwrap()).collect();
+    assert_eq!(ids, ["b1d5dfa8-2d7c-4176-a24e-8a47ff860615", "aa9fa9ca-6c99-4970-ac17-2e63f9515e8d"]);
+    assert!(get(&r[1], "response").unwrap().starts_with("SoftBounce: X-Postfix; Mailbox is full"));
+    let r = one("bounces-03-PUT-bounces_723626745_activate.json");
+    assert_eq!(get(&r[0], "source_pointer"), Some("/Bounce"));
+    // Send responses.
+    for (f, id) in [("emails-01-POST-email.json", "806aa9ad-689d-48d3-9887-ac0c2bc6f57d"), ("emails-04-POST-email_withTemplate.json", "cf639975-1685-4c70-aba1-b1115b4f6d12")] {
+        let r = one(f);
+        assert_eq!((get(&r[0], "recipient"), get(&r[0], "status"), get(&r[0], "message_id")), (Some("receiver@example.com"), Some("accepted"), Some(id)), "{f}");
+    }
+    // Every recording parses without a reject; opens lists are skipped, not rows.
+    for f in files_under(&dir) {
+        let (stats, _) = parse(&f, Format::Postmark, None);
+        if f.extension().is_some_and(|e| e == "json") {
+            assert_eq!(stats.rejected, 0, "{}", f.display());
+        }
+    }
+}
+
+/// Package identity from Claude Desktop launch blocks.
+#[test]
+fn sessions_record_the_launched_package() {
+    let Some(root) = shared() else { return };
+    let cd = root.join("mcp/claude-desktop");
+    let (_, rows) = parse(&cd.join("mcp-server-rebe.2025-09-04.log"), Format::ClaudeDesktop, None);
+    let s = rows.of(Table::McpSessions);
+    assert_eq!(s.len(), 1);
+    assert_eq!(get(s[0], "launch_command"), Some("/usr/local/bin/npx mcp-remote@latest http://localhost:8081/mcp"));
+    assert_eq!((get(s[0], "package_name"), get(s[0], "package_spec"), get(s[0], "package_version"), get(s[0], "package_pinned")), (Some("mcp-remote"), Some("mcp-remote@latest"), None, Some("false")));
+    let (_, rows) = parse(&cd.join("mcp-server-weather.2025-07-20.log"), Format::ClaudeDesktop, None);
+    let s = rows.of(Table::McpSessions);
+    assert_eq!(s.len(), 1);
+    assert!(get(s[0], "launch_command").unwrap().ends_with("uv --directory /Users/harshitgangwar/Documents/MyProjects/prototypes/weather-for-mcp run weather.py"));
+    assert_eq!((get(s[0], "package_name"), get(s[0], "server_version"), get(s[0], "messages")), (None, Some("1.12.0"), Some("10")));
+}

@@ -523,6 +523,7 @@ impl Lake {
                     Val::Str(Some(&path_str)),
                     Val::Int(Some(resume_from as i64)),
                     Val::Int(Some(0)),
+                    Val::Str(None),
                     Val::Str(Some(&ingest_id)),
                 ],
             );

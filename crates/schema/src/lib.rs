@@ -15,12 +15,12 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The columns every row carries so that a finding can be followed back to the
 /// exact bytes of the raw log it came from.
-pub const PROVENANCE_COLUMNS: [&str; 5] =
-    ["source_format", "source_file", "source_offset", "source_line", "ingest_id"];
+pub const PROVENANCE_COLUMNS: [&str; 6] =
+    ["source_format", "source_file", "source_offset", "source_line", "source_pointer", "ingest_id"];
 
 /// One column: name, Arrow type, nullability and the analyst-facing doc string
 /// that `tables` prints.
@@ -64,11 +64,12 @@ use Kind::*;
 
 const TS: Column = col("ts", Timestamp, false, "When the event happened (UTC).");
 const DATE: Column = col("date", Utf8, false, "YYYY-MM-DD of ts; the partition column.");
-const PROVENANCE: [Column; 5] = [
+const PROVENANCE: [Column; 6] = [
     col("source_format", Utf8, false, "Parser that produced the row (claude_desktop, jsonrpc_jsonl, postfix, ...)."),
     col("source_file", Utf8, false, "Path of the raw log file as given to ingest (inside .gz: the .gz path)."),
     col("source_offset", Int64, false, "Byte offset of the record's first line in the (decompressed) file."),
     col("source_line", Int64, false, "1-based line number of the record's first line."),
+    col("source_pointer", Utf8, true, "JSON pointer of the element inside a multi-record JSON document (/Messages/3/Bcc/0); NULL for line formats."),
     col("ingest_id", Utf8, false, "Id of the ingest run that wrote the row (see _ingest_log)."),
 ];
 
@@ -76,6 +77,7 @@ const PROVENANCE: [Column; 5] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Table {
     McpMessages,
+    McpSessions,
     ToolCalls,
     IntendedRecipients,
     CallMessageIds,
@@ -86,8 +88,9 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::McpMessages,
+        Table::McpSessions,
         Table::ToolCalls,
         Table::IntendedRecipients,
         Table::CallMessageIds,
@@ -98,8 +101,9 @@ impl Table {
     ];
 
     /// The normalized (non-bookkeeping) tables rules query.
-    pub const DATA: [Table; 6] = [
+    pub const DATA: [Table; 7] = [
         Table::McpMessages,
+        Table::McpSessions,
         Table::ToolCalls,
         Table::IntendedRecipients,
         Table::CallMessageIds,
@@ -111,6 +115,7 @@ impl Table {
     pub fn name(self) -> &'static str {
         match self {
             Table::McpMessages => "mcp_messages",
+            Table::McpSessions => "mcp_sessions",
             Table::ToolCalls => "tool_calls",
             Table::IntendedRecipients => "intended_recipients",
             Table::CallMessageIds => "call_message_ids",
@@ -129,6 +134,7 @@ impl Table {
     pub fn doc(self) -> &'static str {
         match self {
             Table::McpMessages => "One row per JSON-RPC message seen between an MCP client and server.",
+            Table::McpSessions => "One row per client-server session: how the server was launched (package, version) and what it said it was.",
             Table::ToolCalls => "One row per tools/call request, paired with its response by session and rpc id.",
             Table::IntendedRecipients => "Every e-mail address found in a tool call's arguments: who the agent meant to reach.",
             Table::CallMessageIds => "Message ids a tool call's result returned, to join deliveries exactly.",
@@ -162,6 +168,24 @@ impl Table {
                 col("error_json", Utf8, true, "error as compact JSON."),
                 col("is_error", Bool, false, "A JSON-RPC error, or a tool result with isError=true."),
                 col("truncated", Bool, false, "The log elided part of the payload ([N chars truncated]); JSON fields may be partial."),
+            ],
+            Table::McpSessions => vec![
+                TS,
+                DATE,
+                col("session_id", Utf8, false, "See mcp_messages.session_id."),
+                col("host", Utf8, true, "See mcp_messages.host."),
+                col("server_name", Utf8, false, "Server name as the client configured it."),
+                col("client_name", Utf8, true, "clientInfo.name."),
+                col("client_version", Utf8, true, "clientInfo.version."),
+                col("server_info_name", Utf8, true, "serverInfo.name from initialize."),
+                col("server_version", Utf8, true, "serverInfo.version from initialize (may be hard-coded by the server and never move)."),
+                col("launch_command", Utf8, true, "Command and arguments the client launched the server with (from launch lines)."),
+                col("package_manager", Utf8, true, "npx, bunx, pnpm dlx, uvx, pipx ... when the server was started from a package."),
+                col("package_name", Utf8, true, "The package launched, e.g. postmark-mcp or @azure/mcp."),
+                col("package_spec", Utf8, true, "The package as requested, e.g. postmark-mcp@1.0.16, mcp-remote@latest."),
+                col("package_version", Utf8, true, "Exact version requested; NULL when unpinned."),
+                col("package_pinned", Bool, true, "The launch named an exact version (not a tag like latest, a range, or nothing)."),
+                col("messages", Int64, false, "JSON-RPC messages seen in the session."),
             ],
             Table::ToolCalls => vec![
                 TS,
