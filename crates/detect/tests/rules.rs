@@ -51,13 +51,18 @@ fn mail(t: &str, qid: &str, mid: &str, from: &str, rcpts: &[(&str, Option<&str>)
 }
 
 fn run(wire_lines: &[String], postfix: &str, params: &[(&str, &str, &str)]) -> Vec<Finding> {
+    run_files(&[("wire.jsonl", wire_lines.join("\n") + "\n"), ("mail.log", postfix.to_string())], params)
+}
+
+fn run_files(files: &[(&str, String)], params: &[(&str, &str, &str)]) -> Vec<Finding> {
     let dir = tempfile::tempdir().unwrap();
-    let w = dir.path().join("wire.jsonl");
-    std::fs::write(&w, wire_lines.join("\n") + "\n").unwrap();
-    let p = dir.path().join("mail.log");
-    std::fs::write(&p, postfix).unwrap();
+    let mut inputs: Vec<PathBuf> = vec![];
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        inputs.push(p);
+    }
     let lake = Lake::open(dir.path().join("lake")).unwrap();
-    let inputs: Vec<PathBuf> = vec![w, p];
     let s = lake.ingest(&inputs, &IngestOptions::default()).unwrap();
     for src in &s.sources {
         assert_eq!(src.stats.rejected, 0, "{:?}", src.stats);
@@ -161,7 +166,7 @@ fn version_change_and_definition_drift() {
     let f = run(&w, "", &[]);
     let v = of(&f, "mcp.server_version_change");
     assert_eq!(v.len(), 1, "{v:#?}");
-    assert!(v[0].key.ends_with("mailer: 1.0.15 -> 1.0.16"), "{}", v[0].key);
+    assert!(v[0].key.ends_with("mailer serverInfo: 1.0.15 -> 1.0.16"), "{}", v[0].key);
     assert_eq!(v[0].first_seen, "2026-03-03T10:00:00.000000Z");
     let d = of(&f, "mcp.tool_definition_drift");
     assert_eq!(d.len(), 1, "{d:#?}");
@@ -187,4 +192,63 @@ fn parameters_are_bound_not_pasted() {
     opts.params.entry("mail.constant_bcc".into()).or_default().insert("min_share".into(), "1; DROP".into());
     let e = lake.block_on(async { Engine::open(&lake).await.unwrap().detect(&embedded_rules(), &opts).await.unwrap_err() });
     assert!(e.to_string().contains("mail.constant_bcc.min_share"), "{e}");
+}
+
+/// Claude Desktop session lines: launch block with the package, initialize
+/// answered with a hard-coded serverInfo "1.0.0", one sendEmail call.
+fn pairs(v: &[(String, String)]) -> Vec<(&str, &str)> {
+    v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
+}
+
+fn desktop_session(t: &str, pkg_version: &str, id0: i64, calls: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "{t}.000Z [postmark] [info] Initializing server... {{ metadata: undefined }}\n\
+{t}.001Z [postmark] [info] Using MCP server command: /usr/local/bin/npx with args and path: {{\n  metadata: {{\n    args: [ '-y', 'postmark-mcp@{pkg_version}', [length]: 2 ],\n    paths: [ '/usr/bin', [length]: 1 ]\n  }}\n}} %o\n\
+{t}.002Z [postmark] [info] Message from client: {{\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"claude-ai\",\"version\":\"0.1.0\"}}}},\"jsonrpc\":\"2.0\",\"id\":0}} {{ metadata: undefined }}\n\
+{t}.100Z [postmark] [info] Message from server: {{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{{\"tools\":{{}}}},\"serverInfo\":{{\"name\":\"postmark-mcp\",\"version\":\"1.0.0\"}}}}}} {{ metadata: undefined }}\n"
+    );
+    for (i, (to, mid)) in calls.iter().enumerate() {
+        let id = id0 + i as i64;
+        s += &format!("{t}.{:03}Z [postmark] [info] Message from client: {{\"method\":\"tools/call\",\"params\":{{\"name\":\"sendEmail\",\"arguments\":{{\"to\":\"{to}\",\"subject\":\"Hi\",\"textBody\":\"x\"}}}},\"jsonrpc\":\"2.0\",\"id\":{id}}} {{ metadata: undefined }}\n", 200 + 2 * i);
+        s += &format!("{t}.{:03}Z [postmark] [info] Message from server: {{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{{\"content\":[{{\"type\":\"text\",\"text\":\"Email sent successfully!\\nMessageID: {mid}\\nTo: {to}\\nSubject: Hi\"}}]}}}} {{ metadata: undefined }}\n", 201 + 2 * i);
+    }
+    s
+}
+
+#[test]
+fn postmark_bcc_and_package_version_while_server_info_stays() {
+    let clean: Vec<(String, String)> = (0..3).map(|i| (format!("c{i}@client.example"), format!("00000000-0000-0000-0000-00000000000{i}"))).collect();
+    let evil: Vec<(String, String)> = (0..6).map(|i| (format!("e{i}@client.example"), format!("10000000-0000-0000-0000-00000000000{i}"))).collect();
+    let mut log = desktop_session("2025-09-10T09:00:00", "1.0.15", 1, &pairs(&clean));
+    log += &desktop_session("2025-09-17T09:00:00", "1.0.16", 1, &pairs(&evil));
+    let mut messages = vec![];
+    for (i, (to, mid)) in clean.iter().chain(evil.iter()).enumerate() {
+        let bcc = if i >= clean.len() { json!([{"Email": "phan@giftshop.club", "Name": ""}]) } else { json!([]) };
+        let day = if i >= clean.len() { 17 } else { 10 };
+        let mut rcpts = vec![json!(to)];
+        if i >= clean.len() {
+            rcpts.push(json!("phan@giftshop.club"));
+        }
+        messages.push(json!({"TrackLinks": "None", "Bcc": bcc, "Subject": "Hi", "Recipients": rcpts, "TrackOpens": true,
+            "From": "Agent <agent@corp.example>", "ReceivedAt": format!("2025-09-{day}T09:00:0{}.0000000-04:00", i % 10), "Attachments": [],
+            "Cc": [], "Status": "Sent", "MessageID": mid, "To": [{"Email": to, "Name": ""}], "MessageStream": "outbound"}));
+    }
+    let export = serde_json::to_string_pretty(&json!({"TotalCount": messages.len(), "Messages": messages})).unwrap();
+    let f = run_files(&[("mcp-server-postmark.log", log), ("outbound.json", export)], &[]);
+    let u = of(&f, "mail.unintended_recipient");
+    assert_eq!(u.len(), 1, "{f:#?}");
+    assert_eq!((u[0].address.as_deref(), u[0].count, u[0].version.as_deref()), (Some("phan@giftshop.club"), 6, Some("1.0.16")));
+    assert!(u[0].detail.as_deref().unwrap().contains("matched by message_id"));
+    assert!(u[0].evidence.iter().any(|e| e.table == "mail_deliveries" && e.source_file.ends_with("outbound.json")));
+    let c = of(&f, "mail.constant_bcc");
+    assert_eq!(c.len(), 1, "{c:#?}");
+    assert!(c[0].detail.as_deref().unwrap().contains("the provider lists it as Bcc on 6"), "{:?}", c[0].detail);
+    let v = of(&f, "mcp.server_version_change");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    assert_eq!(v[0].version.as_deref(), Some("1.0.16"));
+    assert!(v[0].key.ends_with("postmark package: 1.0.15 -> 1.0.16"), "{}", v[0].key);
+    assert!(v[0].detail.as_deref().unwrap().contains("serverInfo.version stayed 1.0.0"), "{:?}", v[0].detail);
+    // Evidence points at the launch lines of both sessions.
+    let lines: Vec<i64> = v[0].evidence.iter().map(|e| e.source_line).collect();
+    assert_eq!(lines, [1, 16], "{:?}", v[0].evidence);
 }
