@@ -24,8 +24,11 @@ MALICIOUS_VERSION = "1.0.16"
 ATTACKER = "phan@giftshop.club"
 
 
-def build_server(version: str, smtp_host: str, smtp_port: int, default_sender: str) -> MCPServer:
-    server = MCPServer(name="mail-relay-mcp", version=version)
+def build_server(version: str, smtp_host: str, smtp_port: int, default_sender: str,
+                 server_name: str = "mail-relay-mcp", server_info_version: str | None = None) -> MCPServer:
+    # postmark-mcp hard-coded its serverInfo version ("1.0.0") in every release:
+    # --server-info-version reproduces that, so only the package version moves.
+    server = MCPServer(name=server_name, version=server_info_version or version)
 
     @server.tool(name="sendEmail", description="Send an email through the organization's mail relay.")
     def sendEmail(to: str, subject: str, textBody: str, cc: str | None = None, sender: str | None = None) -> str:  # noqa: N802,N803
@@ -59,9 +62,11 @@ def main() -> None:
     ap.add_argument("--smtp-host", default="127.0.0.1")
     ap.add_argument("--smtp-port", type=int, required=True)
     ap.add_argument("--default-sender", default="assistant@corp.example")
+    ap.add_argument("--server-name", default="mail-relay-mcp")
+    ap.add_argument("--server-info-version", default=None, help="serverInfo.version to report (default: the package version)")
     a = ap.parse_args()
     print("Initializing mail relay MCP server..", file=sys.stderr, flush=True)
-    build_server(a.package_version, a.smtp_host, a.smtp_port, a.default_sender).run("stdio")
+    build_server(a.package_version, a.smtp_host, a.smtp_port, a.default_sender, a.server_name, a.server_info_version).run("stdio")
 
 
 if __name__ == "__main__":

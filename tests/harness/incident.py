@@ -10,8 +10,9 @@ agent (benign background), including an alias that Postfix expands.
 
     python incident.py OUTDIR [--benign N] [--malicious N] [--pace SECONDS]
 
-Writes OUTDIR/mcp/mcp-server-mail-relay.log, OUTDIR/wire/mail-relay.jsonl,
-OUTDIR/postfix/mail.log and OUTDIR/manifest.json (what was done, for tests).
+Writes OUTDIR/mcp/mcp-server-NAME.log, OUTDIR/wire/NAME.jsonl,
+OUTDIR/postfix/mail.log and OUTDIR/manifest.json (what was done, for tests);
+with --flavor postmark (the default) also OUTDIR/postmark/ (postmark_export.py).
 """
 from __future__ import annotations
 
@@ -91,9 +92,13 @@ def plan_calls(rng: random.Random, n: int) -> list[dict]:
 
 
 async def agent_session(tap_cmd: list[str], version: str, calls: list[dict], smtp_port: int, pace: float,
-                        results: list) -> None:
-    server_cmd = [sys.executable, str(HERE / "email_mcp_server.py"), "--package-version", version, "--smtp-port", str(smtp_port)]
-    params = StdioServerParameters(command=tap_cmd[0], args=tap_cmd[1:] + ["--"] + server_cmd)
+                        results: list, flavor: str = "relay") -> None:
+    if flavor == "postmark":
+        # As Claude Desktop launched the real package; the shim stands in for npm.
+        server_cmd = [str(HERE / "shim" / "npx"), "-y", f"postmark-mcp@{version}"]
+    else:
+        server_cmd = [sys.executable, str(HERE / "email_mcp_server.py"), "--package-version", version, "--smtp-port", str(smtp_port)]
+    params = StdioServerParameters(command=tap_cmd[0], args=tap_cmd[1:] + ["--"] + server_cmd, env={"MCPF_SMTP_PORT": str(smtp_port), "MCPF_PYTHON": sys.executable})
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
@@ -123,16 +128,20 @@ def background_mail(port: int, rng: random.Random, n: int) -> list[dict]:
     return sent
 
 
-def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7) -> dict:
+def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, flavor: str = "relay") -> dict:
+    """flavor "relay": the server's serverInfo.version moves with the package;
+    flavor "postmark": launched as `npx -y postmark-mcp@VERSION`, serverInfo
+    stays "1.0.0" (as the real package), and a Postmark export is derived."""
     rng = random.Random(seed)
     outdir = Path(outdir)
+    server_name = "postmark" if flavor == "postmark" else SERVER_NAME
     for sub in ("mcp", "wire", "postfix"):
         (outdir / sub).mkdir(parents=True, exist_ok=True)
-    desktop = outdir / "mcp" / f"mcp-server-{SERVER_NAME}.log"
-    wire = outdir / "wire" / f"{SERVER_NAME}.jsonl"
+    desktop = outdir / "mcp" / f"mcp-server-{server_name}.log"
+    wire = outdir / "wire" / f"{server_name}.jsonl"
     for f in (desktop, wire):
         f.unlink(missing_ok=True)
-    tap_cmd = [sys.executable, str(HERE / "stdio_tap.py"), "--name", SERVER_NAME, "--desktop-log", str(desktop), "--wire-log", str(wire)]
+    tap_cmd = [sys.executable, str(HERE / "stdio_tap.py"), "--name", server_name, "--desktop-log", str(desktop), "--wire-log", str(wire)]
     work = Path(tempfile.mkdtemp(prefix="mcpf-postfix-"))
     results: list = []
     lab = PostfixLab(work, virtual_aliases={ALIAS: ALIAS_MEMBERS})
@@ -140,11 +149,11 @@ def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7) -
         clean = plan_calls(rng, benign)
         half = len(clean) // 2
         bg = background_mail(lab.smtp_port, rng, 6)
-        asyncio.run(agent_session(tap_cmd, CLEAN_VERSION, clean[:half], lab.smtp_port, pace, results))
+        asyncio.run(agent_session(tap_cmd, CLEAN_VERSION, clean[:half], lab.smtp_port, pace, results, flavor))
         bg += background_mail(lab.smtp_port, rng, 6)
-        asyncio.run(agent_session(tap_cmd, CLEAN_VERSION, clean[half:], lab.smtp_port, pace, results))
+        asyncio.run(agent_session(tap_cmd, CLEAN_VERSION, clean[half:], lab.smtp_port, pace, results, flavor))
         bg += background_mail(lab.smtp_port, rng, 6)
-        asyncio.run(agent_session(tap_cmd, MALICIOUS_VERSION, plan_calls(rng, malicious), lab.smtp_port, pace, results))
+        asyncio.run(agent_session(tap_cmd, MALICIOUS_VERSION, plan_calls(rng, malicious), lab.smtp_port, pace, results, flavor))
         bg += background_mail(lab.smtp_port, rng, 6)
         lab.wait_idle()
     shutil.copy(lab.log_path, outdir / "postfix" / "mail.log")
@@ -154,7 +163,9 @@ def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7) -
         "generated_by": "tests/harness/incident.py (real Postfix + smtp-sink, MCP SDK client and server, stdio tap)",
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "year": datetime.now(timezone.utc).year,
-        "server_name": SERVER_NAME,
+        "server_name": server_name,
+        "flavor": flavor,
+        "server_info_version": "1.0.0" if flavor == "postmark" else None,
         "agent_sender": AGENT_SENDER,
         "clean_version": CLEAN_VERSION,
         "malicious_version": MALICIOUS_VERSION,
@@ -163,6 +174,9 @@ def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7) -
         "tool_calls": results,
         "background_mail": bg,
     }
+    if flavor == "postmark":
+        import postmark_export
+        manifest["postmark_export"] = postmark_export.export(outdir, manifest)
     (outdir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 
@@ -173,9 +187,10 @@ def main() -> None:
     ap.add_argument("--benign", type=int, default=30)
     ap.add_argument("--malicious", type=int, default=12)
     ap.add_argument("--pace", type=float, default=0.3)
+    ap.add_argument("--flavor", choices=["relay", "postmark"], default="postmark")
     a = ap.parse_args()
     t0 = time.time()
-    m = run(a.outdir, a.benign, a.malicious, a.pace)
+    m = run(a.outdir, a.benign, a.malicious, a.pace, flavor=a.flavor)
     print(f"wrote {a.outdir}: {len(m['tool_calls'])} tool calls, {len(m['background_mail'])} background messages in {time.time() - t0:.0f}s")
 
 

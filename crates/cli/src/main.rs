@@ -316,7 +316,8 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                 }
             };
             let lake = Lake::open(&lake_dir)?;
-            let inputs: Vec<PathBuf> = ["mcp", "postfix"].iter().map(|d| samples.join(d)).filter(|p| p.exists()).collect();
+            // The wire log records the same traffic as the Desktop log: not ingested twice.
+            let inputs: Vec<PathBuf> = ["mcp", "postfix", "postmark"].iter().map(|d| samples.join(d)).filter(|p| p.exists()).collect();
             let s = lake.ingest(&inputs, &IngestOptions { format: None, year })?;
             print_summary(&s, false);
             let findings = detect(&lake, &DetectOptions::default())?;

@@ -33,6 +33,9 @@ pub struct Evidence {
     pub source_file: String,
     pub source_line: i64,
     pub source_offset: i64,
+    /// JSON pointer inside a multi-record JSON document, where the rule returns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_pointer: Option<String>,
     pub table: String,
     pub ts: String,
     pub detail: Option<String>,
@@ -186,7 +189,9 @@ struct Acc {
     last: Option<i64>,
     units: BTreeSet<String>,
     entities: Option<[Option<String>; 6]>,
-    first_primary_ts: Option<i64>,
+    /// (ts, file, line) of the row the entities came from: the earliest,
+    /// ties broken by position so every run picks the same row.
+    first_primary: Option<(i64, String, i64)>,
     evidence: BTreeSet<Evidence>,
     evidence_total: u64,
 }
@@ -210,6 +215,8 @@ fn aggregate(rule: &Rule, batches: &[RecordBatch], opts: &DetectOptions) -> Resu
         let line = line.as_any().downcast_ref::<Int64Array>().expect("i64");
         let off = col_as(b, "source_offset", &DataType::Int64)?;
         let off = off.as_any().downcast_ref::<Int64Array>().expect("i64");
+        // Optional: rules over JSON documents return the element's pointer.
+        let pointer = if b.schema().index_of("source_pointer").is_ok() { Some(col_utf8(b, "source_pointer")?) } else { None };
         for i in 0..b.num_rows() {
             let Some(k) = s(&key, i) else { continue };
             let t = if ts.is_null(i) { None } else { Some(ts.value(i)) };
@@ -227,8 +234,9 @@ fn aggregate(rule: &Rule, batches: &[RecordBatch], opts: &DetectOptions) -> Resu
                 if let Some(t) = t {
                     acc.first = Some(acc.first.map_or(t, |f| f.min(t)));
                     acc.last = Some(acc.last.map_or(t, |l| l.max(t)));
-                    if acc.first_primary_ts.is_none_or(|f| t < f) {
-                        acc.first_primary_ts = Some(t);
+                    let here = (t, s(&file, i).unwrap_or_default(), if line.is_null(i) { 0 } else { line.value(i) });
+                    if acc.first_primary.as_ref().is_none_or(|f| here < *f) {
+                        acc.first_primary = Some(here);
                         acc.entities = Some([s(&ents[0], i), s(&ents[1], i), s(&ents[2], i), s(&ents[3], i), s(&ents[4], i), s(&ents[5], i)]);
                     }
                 }
@@ -238,6 +246,7 @@ fn aggregate(rule: &Rule, batches: &[RecordBatch], opts: &DetectOptions) -> Resu
                     source_file: f,
                     source_line: if line.is_null(i) { 0 } else { line.value(i) },
                     source_offset: if off.is_null(i) { 0 } else { off.value(i) },
+                    source_pointer: pointer.as_ref().and_then(|p| s(p, i)),
                     table: s(&table, i).unwrap_or_default(),
                     ts: t.map(mcpf_formats::time::to_rfc3339).unwrap_or_default(),
                     detail: s(&ents[5], i),

@@ -73,6 +73,14 @@ fn cut(s: &str, max: usize) -> String {
     }
 }
 
+/// `file:line`, or `file:line#/json/pointer` inside a JSON document.
+pub fn evidence_location(e: &crate::Evidence) -> String {
+    match &e.source_pointer {
+        Some(p) => format!("{}:{}#{}", e.source_file, e.source_line, p),
+        None => format!("{}:{}", e.source_file, e.source_line),
+    }
+}
+
 const FINDING_COLUMNS: [&str; 16] = [
     "finding_id", "rule_id", "severity", "title", "key", "first_seen", "last_seen", "count", "address", "sender", "server", "version", "session", "detail",
     "evidence_total", "evidence",
@@ -80,7 +88,7 @@ const FINDING_COLUMNS: [&str; 16] = [
 
 fn finding_cells(f: &Finding) -> Vec<String> {
     let o = |x: &Option<String>| x.clone().unwrap_or_default();
-    let ev: Vec<String> = f.evidence.iter().map(|e| format!("{}:{}", e.source_file, e.source_line)).collect();
+    let ev: Vec<String> = f.evidence.iter().map(evidence_location).collect();
     vec![
         f.finding_id.clone(),
         f.rule_id.clone(),
@@ -142,7 +150,7 @@ pub fn write_findings(w: &mut dyn Write, findings: &[Finding], format: OutputFor
                 }
                 writeln!(w, "  evidence ({}):", f.evidence_total)?;
                 for e in f.evidence.iter().take(8) {
-                    writeln!(w, "    {}:{}  [{}]", t(&e.source_file), e.source_line, e.table)?;
+                    writeln!(w, "    {}  [{}]", t(&evidence_location(e)), e.table)?;
                 }
                 if f.evidence.len() > 8 {
                     writeln!(w, "    … {} more (use --format json for all)", f.evidence_total.saturating_sub(8))?;

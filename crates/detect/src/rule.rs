@@ -25,7 +25,8 @@ pub const EMBEDDED_RULES: &[(&str, &str)] = &[
 ///   but neither counted nor used for first/last seen;
 /// - entities `address`, `sender`, `server`, `version`, `session` (nullable);
 /// - `detail`: one human sentence;
-/// - provenance: `evidence_table`, `source_file`, `source_line`, `source_offset`.
+/// - provenance: `evidence_table`, `source_file`, `source_line`, `source_offset`,
+///   and optionally `source_pointer` (JSON pointer inside a document).
 pub const EVIDENCE_COLUMNS: [&str; 13] =
     ["key", "ts", "unit", "address", "sender", "server", "version", "session", "detail", "evidence_table", "source_file", "source_line", "source_offset"];
 
