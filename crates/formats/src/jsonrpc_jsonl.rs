@@ -45,10 +45,6 @@ impl Parser for JsonRpcJsonlParser {
     }
 
     fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit) {
-        if line.too_long {
-            out.reject(&line.pos, 1, format!("line of {} bytes exceeds the {} byte limit", line.full_len, crate::source::MAX_LINE_BYTES), line.bytes, None);
-            return;
-        }
         if line.bytes.iter().all(u8::is_ascii_whitespace) {
             out.account(&line.pos, 1, LineOutcome::Skipped("blank line"));
             return;

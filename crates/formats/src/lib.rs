@@ -44,7 +44,8 @@ pub struct Pos {
 #[derive(Debug)]
 pub struct Line<'a> {
     /// The line without its terminator (`\n` or `\r\n`); at most
-    /// [`source::MAX_LINE_BYTES`] long.
+    /// [`source::MAX_LINE_BYTES`] long. Parsers never see over-long lines:
+    /// [`parse_file`] rejects them.
     pub bytes: &'a [u8],
     pub pos: Pos,
     /// The line was longer than the bound; `bytes` holds only its head.
@@ -100,7 +101,15 @@ pub fn parse_file(
     let (reader, _) = source::open_decompressed(path, 0)?;
     let mut parser = parser_for(format, info);
     let mut collector = Collector::new(sink, prov, emit_from);
-    source::LineReader::new(reader, 0, 0).for_each(|line| parser.line(line, &mut collector))?;
+    source::LineReader::new(reader, 0, 0).for_each(|line| {
+        // Every format rejects an over-long line the same way, with its head kept.
+        if line.too_long {
+            let reason = format!("line of {} bytes exceeds the {} byte limit", line.full_len, source::MAX_LINE_BYTES);
+            collector.reject(&line.pos, 1, reason, line.bytes, None);
+        } else {
+            parser.line(line, &mut collector)
+        }
+    })?;
     parser.finish(&mut collector);
     Ok(collector.finish())
 }

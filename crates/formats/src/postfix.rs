@@ -506,10 +506,6 @@ impl Parser for PostfixParser {
     }
 
     fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit) {
-        if line.too_long {
-            out.reject(&line.pos, 1, format!("line of {} bytes exceeds the {} byte limit", line.full_len, crate::source::MAX_LINE_BYTES), line.bytes, None);
-            return;
-        }
         let text = String::from_utf8_lossy(line.bytes);
         let trimmed = text.trim();
         if trimmed.is_empty() {

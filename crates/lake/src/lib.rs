@@ -326,19 +326,17 @@ impl Lake {
         Ok(ctx)
     }
 
-    async fn committed_runs(&self) -> Result<HashSet<String>> {
-        let mut ids = HashSet::new();
-        let Some(table) = self.load_table(Table::IngestLog).await? else { return Ok(ids) };
+    /// Run SQL over `_ingest_log` (as table `l`); no rows when it does not exist yet.
+    async fn query_ingest_log(&self, sql: &str) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+        let Some(table) = self.load_table(Table::IngestLog).await? else { return Ok(vec![]) };
         let ctx = SessionContext::new();
         ctx.register_table("l", table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
-        let batches = ctx
-            .sql("SELECT DISTINCT ingest_id FROM l")
-            .await
-            .map_err(|e| self.lake_err(e))?
-            .collect()
-            .await
-            .map_err(|e| self.lake_err(e))?;
-        for b in batches {
+        ctx.sql(sql).await.map_err(|e| self.lake_err(e))?.collect().await.map_err(|e| self.lake_err(e))
+    }
+
+    async fn committed_runs(&self) -> Result<HashSet<String>> {
+        let mut ids = HashSet::new();
+        for b in self.query_ingest_log("SELECT DISTINCT ingest_id FROM l").await? {
             let a = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).map_err(|e| self.lake_err(e))?;
             let a = a.as_any().downcast_ref::<arrow::array::StringArray>().expect("utf8");
             ids.extend(a.iter().flatten().map(str::to_string));
@@ -349,17 +347,7 @@ impl Lake {
     async fn seen_sources(&self) -> Result<(HashSet<String>, HashMap<String, Seen>)> {
         let mut shas = HashSet::new();
         let mut by_path: HashMap<String, Seen> = HashMap::new();
-        let Some(table) = self.load_table(Table::IngestLog).await? else { return Ok((shas, by_path)) };
-        let ctx = SessionContext::new();
-        ctx.register_table("l", table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
-        let batches = ctx
-            .sql("SELECT source_file, source_sha256, source_size FROM l ORDER BY ts")
-            .await
-            .map_err(|e| self.lake_err(e))?
-            .collect()
-            .await
-            .map_err(|e| self.lake_err(e))?;
-        for b in batches {
+        for b in self.query_ingest_log("SELECT source_file, source_sha256, source_size FROM l ORDER BY ts").await? {
             let cast = |i: usize, t: &arrow::datatypes::DataType| arrow::compute::cast(b.column(i), t);
             let file = cast(0, &arrow::datatypes::DataType::Utf8).map_err(|e| self.lake_err(e))?;
             let sha = cast(1, &arrow::datatypes::DataType::Utf8).map_err(|e| self.lake_err(e))?;
