@@ -252,3 +252,31 @@ fn postmark_bcc_and_package_version_while_server_info_stays() {
     let lines: Vec<i64> = v[0].evidence.iter().map(|e| e.source_line).collect();
     assert_eq!(lines, [1, 16], "{:?}", v[0].evidence);
 }
+
+/// Sessions without launch lines (a wire log) take their package from the
+/// client configuration in force before they started.
+#[test]
+fn package_from_client_configuration() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let dir = tempfile::tempdir().unwrap();
+    let write_cfg = |name: &str, version: &str, secs: u64| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!(r#"{{"mcpServers": {{"mailer": {{"command": "npx", "args": ["-y", "postmark-mcp@{version}"]}}}}}}"#)).unwrap();
+        std::fs::File::options().write(true).open(&p).unwrap().set_modified(UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+        p
+    };
+    // 2026-03-01 and 2026-03-03 (UTC).
+    let c1 = write_cfg("claude_desktop_config.json", "1.0.15", 1_772_323_200);
+    let c2 = write_cfg("claude_desktop_config.v2.json", "1.0.16", 1_772_496_000);
+    let mut w = init("2026-03-02T10:00:00Z", 1, "1.0.0");
+    w.extend(init("2026-03-04T10:00:00Z", 1, "1.0.0"));
+    let wire = dir.path().join("wire.jsonl");
+    std::fs::write(&wire, w.join("\n") + "\n").unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    lake.ingest(&[c1, c2, wire], &IngestOptions::default()).unwrap();
+    let f = lake.block_on(async { Engine::open(&lake).await.unwrap().detect(&embedded_rules(), &DetectOptions::default()).await.unwrap() });
+    let v = of(&f, "mcp.server_version_change");
+    assert_eq!(v.len(), 1, "{f:#?}");
+    assert!(v[0].key.ends_with("mailer package: 1.0.15 -> 1.0.16"), "{}", v[0].key);
+    assert!(v[0].detail.as_deref().unwrap().contains("(from the client configuration); serverInfo.version stayed 1.0.0"), "{:?}", v[0].detail);
+}

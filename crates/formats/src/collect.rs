@@ -142,6 +142,10 @@ impl Emit for Collector<'_> {
         self.row(Table::MailDeliveries, pos.offset, &pos, &vals);
     }
 
+    fn row(&mut self, table: Table, pos: &Pos, vals: &[Val<'_>]) {
+        self.row(table, pos.offset, pos, vals);
+    }
+
     fn account(&mut self, pos: &Pos, lines: u64, outcome: LineOutcome) {
         if !self.counts(pos) {
             return;

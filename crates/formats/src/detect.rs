@@ -19,10 +19,12 @@ pub enum Format {
     Postfix,
     /// Postmark API data: outbound messages, details, send responses, bounces, webhooks.
     Postmark,
+    /// MCP client configuration files (`mcpServers` / `servers`).
+    McpConfig,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [Format::ClaudeDesktop, Format::JsonRpcJsonl, Format::Postfix, Format::Postmark];
+    pub const ALL: [Format; 5] = [Format::ClaudeDesktop, Format::JsonRpcJsonl, Format::Postfix, Format::Postmark, Format::McpConfig];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,6 +32,7 @@ impl Format {
             Format::JsonRpcJsonl => "jsonrpc_jsonl",
             Format::Postfix => "postfix",
             Format::Postmark => "postmark",
+            Format::McpConfig => "mcp_config",
         }
     }
 
@@ -39,6 +42,7 @@ impl Format {
             Format::JsonRpcJsonl => crate::jsonrpc_jsonl::looks_like(line),
             Format::Postfix => crate::postfix::looks_like(line),
             Format::Postmark => crate::postmark::looks_like_document(line),
+            Format::McpConfig => crate::client_config::looks_like_document(line),
         }
     }
 }
@@ -65,6 +69,9 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
     // Provider exports are JSON documents whose keys span lines: judge the head whole.
     if crate::postmark::looks_like_document(&text) {
         return Some(Format::Postmark);
+    }
+    if crate::client_config::looks_like_document(&text) {
+        return Some(Format::McpConfig);
     }
     let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(200).collect();
     // The last line of a head may be cut in the middle.

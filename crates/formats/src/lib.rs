@@ -14,8 +14,10 @@
 
 pub mod address;
 pub mod claude_desktop;
+pub mod client_config;
 pub mod collect;
 pub mod detect;
+pub mod jsondoc;
 pub mod jsonrpc_jsonl;
 pub mod mcp;
 pub mod package;
@@ -72,6 +74,8 @@ pub trait Emit {
     fn delivery(&mut self, delivery: postfix::MailDelivery);
     /// `lines` physical lines starting at `pos` were read and how they ended.
     fn account(&mut self, pos: &Pos, lines: u64, outcome: LineOutcome);
+    /// A row of a table the record maps to directly (cells without provenance).
+    fn row(&mut self, table: mcpf_schema::Table, pos: &Pos, vals: &[Val<'_>]);
     /// A record that could not be parsed: counted as rejected lines and kept
     /// in `_rejects` with the reason and its (bounded) raw bytes.
     fn reject(&mut self, pos: &Pos, lines: u64, reason: String, raw: &[u8], ts_micros: Option<i64>);
@@ -121,5 +125,6 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::JsonRpcJsonl => Box::new(jsonrpc_jsonl::JsonRpcJsonlParser::new(info)),
         Format::Postfix => Box::new(postfix::PostfixParser::new(info)),
         Format::Postmark => Box::new(postmark::PostmarkParser::new(info)),
+        Format::McpConfig => Box::new(client_config::ClientConfigParser::new(info)),
     }
 }

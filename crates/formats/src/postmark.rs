@@ -32,10 +32,8 @@ use crate::address::normalize;
 use crate::collect::LineOutcome;
 use crate::postfix::MailDelivery;
 use crate::time::parse_rfc3339;
+use crate::jsondoc::{Assembler, Document};
 use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
-
-/// Largest JSON document assembled in memory; a larger one is rejected.
-pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Keys that mark a Postmark record, for detection over a file's head.
 pub fn looks_like_document(head: &str) -> bool {
@@ -47,73 +45,31 @@ pub fn looks_like_document(head: &str) -> bool {
 }
 
 pub struct PostmarkParser {
-    buf: String,
-    start: Option<Pos>,
-    lines: u64,
-    depth: i64,
-    in_str: bool,
-    esc: bool,
-    overflow: bool,
+    doc: Assembler,
 }
 
 impl PostmarkParser {
     pub fn new(_info: &SourceInfo) -> Self {
-        PostmarkParser { buf: String::new(), start: None, lines: 0, depth: 0, in_str: false, esc: false, overflow: false }
+        PostmarkParser { doc: Assembler::default() }
     }
+}
 
-    fn scan(&mut self, text: &str) {
-        for c in text.chars() {
-            if self.in_str {
-                match (self.esc, c) {
-                    (true, _) => self.esc = false,
-                    (false, '\\') => self.esc = true,
-                    (false, '"') => self.in_str = false,
-                    _ => {}
-                }
-                continue;
-            }
-            match c {
-                '"' => self.in_str = true,
-                '{' | '[' => self.depth += 1,
-                '}' | ']' => self.depth -= 1,
-                _ => {}
+/// One complete JSON record → rows, and the line accounting of the record.
+fn record(d: Document<'_>, out: &mut dyn Emit) {
+    match serde_json::from_str::<Value>(d.text) {
+        Ok(v) => {
+            let mut rows = 0usize;
+            let mut problems = Vec::new();
+            walk(&v, "", &d.pos, out, &mut rows, &mut problems);
+            if rows > 0 {
+                out.account(&d.pos, d.lines, LineOutcome::Parsed);
+            } else if let Some(p) = problems.first() {
+                out.reject(&d.pos, d.lines, format!("postmark: {p}"), d.text.as_bytes(), None);
+            } else {
+                out.account(&d.pos, d.lines, LineOutcome::Skipped("provider record without message data (error body, stats, opens list)"));
             }
         }
-    }
-
-    fn reset(&mut self) {
-        self.buf.clear();
-        self.start = None;
-        self.lines = 0;
-        self.depth = 0;
-        self.in_str = false;
-        self.esc = false;
-        self.overflow = false;
-    }
-
-    fn complete(&mut self, out: &mut dyn Emit) {
-        let pos = self.start.clone().unwrap_or_default();
-        let lines = self.lines;
-        if self.overflow {
-            out.reject(&pos, lines, format!("postmark: JSON document larger than {MAX_DOCUMENT_BYTES} bytes"), self.buf.as_bytes(), None);
-            return self.reset();
-        }
-        match serde_json::from_str::<Value>(&self.buf) {
-            Ok(v) => {
-                let mut rows = 0usize;
-                let mut problems = Vec::new();
-                walk(&v, "", &pos, out, &mut rows, &mut problems);
-                if rows > 0 {
-                    out.account(&pos, lines, LineOutcome::Parsed);
-                } else if let Some(p) = problems.first() {
-                    out.reject(&pos, lines, format!("postmark: {p}"), self.buf.as_bytes(), None);
-                } else {
-                    out.account(&pos, lines, LineOutcome::Skipped("provider record without message data (error body, stats, opens list)"));
-                }
-            }
-            Err(e) => out.reject(&pos, lines, format!("postmark: invalid JSON ({e}); expected a JSON document, array or JSON Lines"), self.buf.as_bytes(), None),
-        }
-        self.reset();
+        Err(e) => out.reject(&d.pos, d.lines, format!("postmark: invalid JSON ({e}); expected a JSON document, array or JSON Lines"), d.text.as_bytes(), None),
     }
 }
 
@@ -322,35 +278,10 @@ impl Parser for PostmarkParser {
     }
 
     fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit) {
-        let text = String::from_utf8_lossy(line.bytes);
-        if self.start.is_none() {
-            let t = text.trim();
-            if t.is_empty() {
-                return out.account(&line.pos, 1, LineOutcome::Skipped("blank line"));
-            }
-            if !t.starts_with('{') && !t.starts_with('[') {
-                return out.reject(&line.pos, 1, "postmark: expected a JSON document, array or JSON Lines record here".into(), line.bytes, None);
-            }
-            self.start = Some(line.pos.clone());
-        }
-        self.lines += 1;
-        if self.buf.len() + text.len() > MAX_DOCUMENT_BYTES {
-            self.overflow = true;
-        } else {
-            self.buf.push_str(&text);
-            self.buf.push('\n');
-        }
-        self.scan(&text);
-        if self.depth <= 0 && !self.in_str {
-            self.complete(out);
-        }
+        self.doc.line(line, "postmark", out, &mut record);
     }
 
     fn finish(&mut self, out: &mut dyn Emit) {
-        if self.start.is_some() {
-            let pos = self.start.clone().unwrap_or_default();
-            out.reject(&pos, self.lines, "postmark: JSON document not terminated at end of file".into(), self.buf.as_bytes(), None);
-            self.reset();
-        }
+        self.doc.finish("postmark", out);
     }
 }

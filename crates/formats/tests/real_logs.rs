@@ -489,3 +489,48 @@ fn sessions_record_the_launched_package() {
     assert!(get(s[0], "launch_command").unwrap().ends_with("uv --directory /Users/harshitgangwar/Documents/MyProjects/prototypes/weather-for-mcp run weather.py"));
     assert_eq!((get(s[0], "package_name"), get(s[0], "server_version"), get(s[0], "messages")), (None, Some("1.12.0"), Some("10")));
 }
+
+/// Client configuration files. No captured user configuration is in the
+/// shared corpus, so these use the documented shapes (Claude Desktop's
+/// claude_desktop_config.json, VS Code's .vscode/mcp.json).
+#[test]
+fn client_configurations() {
+    let dir = std::env::temp_dir().join(format!("mcpf-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join(".vscode")).unwrap();
+    let desktop = dir.join("claude_desktop_config.json");
+    std::fs::write(&desktop, r#"{
+  "mcpServers": {
+    "postmark": {
+      "command": "npx",
+      "args": ["-y", "postmark-mcp"],
+      "env": { "POSTMARK_SERVER_TOKEN": "secret-token-value", "DEFAULT_SENDER_EMAIL": "a@b.example" }
+    },
+    "fetch": { "command": "uvx", "args": ["mcp-server-fetch==0.6.2"] },
+    "remote": { "url": "https://mcp.example.net/sse", "headers": { "Authorization": "Bearer abc" } }
+  }
+}
+"#).unwrap();
+    let head = mcpf_formats::source::read_head(&desktop, 65536).unwrap();
+    assert_eq!(detect_format(&head), Some(Format::McpConfig));
+    let (stats, rows) = parse(&desktop, Format::McpConfig, None);
+    assert_eq!((stats.lines, stats.parsed, stats.rejected), (11, 11, 0));
+    let r = rows.of(Table::McpServerConfigs);
+    assert_eq!(r.len(), 3);
+    let by = |n: &str| r.iter().find(|x| get(x, "server_name") == Some(n)).unwrap();
+    let pm = by("postmark");
+    assert_eq!((get(pm, "client"), get(pm, "transport"), get(pm, "package_name"), get(pm, "package_pinned")), (Some("claude_desktop"), Some("stdio"), Some("postmark-mcp"), Some("false")));
+    assert_eq!(get(pm, "env_names"), Some("DEFAULT_SENDER_EMAIL,POSTMARK_SERVER_TOKEN"));
+    assert_eq!(get(pm, "source_pointer"), Some("/mcpServers/postmark"));
+    assert_eq!(get(by("fetch"), "package_version"), Some("0.6.2"));
+    let remote = by("remote");
+    assert_eq!((get(remote, "transport"), get(remote, "header_names")), (Some("sse"), Some("Authorization")));
+    // Credential values are never stored anywhere.
+    assert!(!rows.0.iter().any(|(_, m)| m.values().flatten().any(|v| v.contains("secret-token-value") || v.contains("Bearer abc"))));
+    let vs = dir.join(".vscode/mcp.json");
+    std::fs::write(&vs, r#"{"servers": {"gh": {"type": "http", "url": "https://api.example.com/mcp/"}, "pm": {"type": "stdio", "command": "npx", "args": ["postmark-mcp@1.0.15"]}}}"#).unwrap();
+    let (_, rows) = parse(&vs, Format::McpConfig, None);
+    let r = rows.of(Table::McpServerConfigs);
+    assert!(r.iter().all(|x| get(x, "client") == Some("vscode")));
+    assert!(r.iter().any(|x| get(x, "server_name") == Some("pm") && get(x, "package_version") == Some("1.0.15")));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The columns every row carries so that a finding can be followed back to the
 /// exact bytes of the raw log it came from.
@@ -78,6 +78,7 @@ const PROVENANCE: [Column; 6] = [
 pub enum Table {
     McpMessages,
     McpSessions,
+    McpServerConfigs,
     ToolCalls,
     IntendedRecipients,
     CallMessageIds,
@@ -88,9 +89,10 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 9] = [
+    pub const ALL: [Table; 10] = [
         Table::McpMessages,
         Table::McpSessions,
+        Table::McpServerConfigs,
         Table::ToolCalls,
         Table::IntendedRecipients,
         Table::CallMessageIds,
@@ -101,9 +103,10 @@ impl Table {
     ];
 
     /// The normalized (non-bookkeeping) tables rules query.
-    pub const DATA: [Table; 7] = [
+    pub const DATA: [Table; 8] = [
         Table::McpMessages,
         Table::McpSessions,
+        Table::McpServerConfigs,
         Table::ToolCalls,
         Table::IntendedRecipients,
         Table::CallMessageIds,
@@ -116,6 +119,7 @@ impl Table {
         match self {
             Table::McpMessages => "mcp_messages",
             Table::McpSessions => "mcp_sessions",
+            Table::McpServerConfigs => "mcp_server_configs",
             Table::ToolCalls => "tool_calls",
             Table::IntendedRecipients => "intended_recipients",
             Table::CallMessageIds => "call_message_ids",
@@ -134,6 +138,7 @@ impl Table {
     pub fn doc(self) -> &'static str {
         match self {
             Table::McpMessages => "One row per JSON-RPC message seen between an MCP client and server.",
+            Table::McpServerConfigs => "One row per server entry of an MCP client configuration file: how it would be launched (names of credentials, never values).",
             Table::McpSessions => "One row per client-server session: how the server was launched (package, version) and what it said it was.",
             Table::ToolCalls => "One row per tools/call request, paired with its response by session and rpc id.",
             Table::IntendedRecipients => "Every e-mail address found in a tool call's arguments: who the agent meant to reach.",
@@ -186,6 +191,24 @@ impl Table {
                 col("package_version", Utf8, true, "Exact version requested; NULL when unpinned."),
                 col("package_pinned", Bool, true, "The launch named an exact version (not a tag like latest, a range, or nothing)."),
                 col("messages", Int64, false, "JSON-RPC messages seen in the session."),
+            ],
+            Table::McpServerConfigs => vec![
+                TS,
+                DATE,
+                col("client", Utf8, false, "Client the file configures, from its name and shape: claude_desktop, cursor, vscode, claude_code or unknown."),
+                col("server_name", Utf8, false, "The server's configured name (the key under mcpServers / servers)."),
+                col("transport", Utf8, false, "stdio (command) or http/sse (url)."),
+                col("command", Utf8, true, "Command the client runs."),
+                col("args_json", Utf8, true, "Arguments as a JSON array."),
+                col("url", Utf8, true, "Remote server URL."),
+                col("package_manager", Utf8, true, "See mcp_sessions.package_manager."),
+                col("package_name", Utf8, true, "See mcp_sessions.package_name."),
+                col("package_spec", Utf8, true, "See mcp_sessions.package_spec."),
+                col("package_version", Utf8, true, "Exact version pinned; NULL when unpinned."),
+                col("package_pinned", Bool, true, "The entry names an exact package version."),
+                col("env_names", Utf8, true, "Names of environment variables passed (comma separated); values are never stored."),
+                col("header_names", Utf8, true, "Names of HTTP headers passed (comma separated); values are never stored."),
+                col("disabled", Bool, false, "The entry is present but disabled."),
             ],
             Table::ToolCalls => vec![
                 TS,
