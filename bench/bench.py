@@ -129,10 +129,11 @@ def main() -> None:
                 walls.append(time.perf_counter() - t0)
             lake = work / f"lake-{n}-0"
             mb = meta["bytes"] / 1e6
+            print(f"  measured ingest of {n:,} messages", file=sys.stderr, flush=True)
             rows.append(("ingest", f"{n:,} msgs, {mb:.0f} MB", statistics.median(walls), f"{mb / statistics.median(walls):.1f} MB/s", f"peak RSS {max(rss) / 1024:.0f} MiB", ""))
 
             con = duckdb.connect()
-            for t in ["mail_deliveries", "intended_recipients", "call_message_ids", "tool_calls"]:
+            for t in sorted(p.name for p in lake.iterdir() if any(p.glob("*/*.parquet"))):
                 con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{lake}/{t}/*/*.parquet', hive_partitioning = true)")
             for rule in ["mail.constant_bcc", "mail.unintended_recipient"]:
                 rf = ROOT / "crates/detect/rules" / f"{rule}.toml"
@@ -143,6 +144,7 @@ def main() -> None:
                     ours.append(time.perf_counter() - t0)
                 theirs = [duckdb_rule(con, lake, rf) for _ in range(a.repeat)]
                 found = subprocess.run([a.bin, "detect", "--lake", str(lake), "--rule", rule, "--format", "jsonl"], check=True, capture_output=True, text=True).stdout.count("\n")
+                print(f"  measured {rule} on {n:,} messages: ours {statistics.median(ours):.3f} s, DuckDB {statistics.median(theirs):.3f} s", file=sys.stderr, flush=True)
                 rows.append((rule, f"{n:,} msgs", statistics.median(ours), f"DuckDB {statistics.median(theirs):.3f} s",
                              f"ratio {statistics.median(ours) / statistics.median(theirs):.2f}x", f"{found} finding(s)"))
     finally:
