@@ -290,6 +290,12 @@ impl PostfixParser {
 
     fn state(&mut self, qid: &str) -> &mut QueueState {
         if !self.queues.contains_key(qid) {
+            // `removed` frees a queue's state but not its place in `order`:
+            // prune those places now and then so the list stays bounded.
+            if self.order.len() > 2 * self.queues.len() + 1024 {
+                let live = &self.queues;
+                self.order.retain(|q| live.contains_key(q));
+            }
             if self.queues.len() >= MAX_QUEUE_STATE {
                 while let Some(old) = self.order.pop_front() {
                     if self.queues.remove(&old).is_some() {

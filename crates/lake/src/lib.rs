@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use deltalake::datafusion::prelude::{col, lit, SessionContext};
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::Action;
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::kernel::{DataType as DeltaType, StructField};
 use deltalake::parquet::basic::{Compression, ZstdLevel};
 use deltalake::parquet::file::properties::WriterProperties;
@@ -42,6 +44,13 @@ pub use batch::TableBuilder;
 const BATCH_ROWS: usize = 32 * 1024;
 /// Parquet files roll over at about this size.
 const TARGET_FILE_BYTES: u64 = 128 * 1024 * 1024;
+/// A table's writer closes its open files (one per day partition, each
+/// holding its row group and dictionaries in memory) after this many batches
+/// or this many encoded bytes; the files' Add actions wait for the single
+/// commit at the end of the run. This is what bounds memory when a run spans
+/// months of partitions.
+const FLUSH_BATCHES: usize = 4;
+const FLUSH_BYTES: usize = 64 * 1024 * 1024;
 /// The commit-info key that carries the run's id (how recovery finds the
 /// commits of a run that never wrote its `_ingest_log`).
 pub const INGEST_ID_KEY: &str = "mcp_forensics_ingest_id";
@@ -216,6 +225,8 @@ struct LakeSink<'a> {
     rt: &'a tokio::runtime::Runtime,
     builders: HashMap<Table, TableBuilder>,
     writers: HashMap<Table, RecordBatchWriter>,
+    /// Files already closed, to be committed with the rest at the end.
+    pending: HashMap<Table, Vec<Action>>,
     error: Option<String>,
 }
 
@@ -229,6 +240,15 @@ impl LakeSink<'_> {
         let w = self.writers.get_mut(&t).expect("writer for every table");
         if let Err(e) = self.rt.block_on(w.write(batch)) {
             self.error.get_or_insert(format!("writing {}: {e}", t.name()));
+            return;
+        }
+        if w.buffered_record_batch_count() >= FLUSH_BATCHES || w.buffer_len() > FLUSH_BYTES {
+            match self.rt.block_on(w.flush()) {
+                Ok(adds) => self.pending.entry(t).or_default().extend(adds.into_iter().map(Action::Add)),
+                Err(e) => {
+                    self.error.get_or_insert(format!("writing {}: {e}", t.name()));
+                }
+            }
         }
     }
 
@@ -431,15 +451,14 @@ impl Lake {
             let w = RecordBatchWriter::for_table(&table)
                 .map_err(|e| self.lake_err(e))?
                 .with_writer_properties(props.clone())
-                .with_target_file_size(TARGET_FILE_BYTES)
-                .with_commit_properties(CommitProperties::default().with_metadata([(INGEST_ID_KEY.to_string(), serde_json::json!(ingest_id))]));
+                .with_target_file_size(TARGET_FILE_BYTES);
             writers.insert(t, w);
             tables.insert(t, table);
         }
 
         let mut summary = IngestSummary { ingest_id: ingest_id.clone(), recovered, ..Default::default() };
         let mut ingested_this_run: HashSet<String> = HashSet::new();
-        let mut sink = LakeSink { rt: &self.rt, builders: HashMap::new(), writers, error: None };
+        let mut sink = LakeSink { rt: &self.rt, builders: HashMap::new(), writers, pending: HashMap::new(), error: None };
 
         for path in files {
             let t0 = Instant::now();
@@ -526,18 +545,32 @@ impl Lake {
         if let Some(e) = sink.error.take() {
             return Err(self.lake_err(e));
         }
-        // Commit data tables, then the ingest log last (the run's marker).
+        // Commit data tables, then the ingest log last (the run's marker):
+        // one transaction per table with every file the run wrote to it.
         let mut writers = std::mem::take(&mut sink.writers);
+        let mut pending = std::mem::take(&mut sink.pending);
         drop(sink);
         let mut order: Vec<Table> = Table::ALL.into_iter().filter(|t| *t != Table::IngestLog).collect();
         order.push(Table::IngestLog);
+        let commit_props = || CommitProperties::default().with_metadata([(INGEST_ID_KEY.to_string(), serde_json::json!(ingest_id))]);
         for t in order {
             let w = writers.get_mut(&t).expect("writer");
-            if w.buffered_record_batch_count() == 0 {
+            let mut actions = pending.remove(&t).unwrap_or_default();
+            let last = self.rt.block_on(w.flush()).map_err(|e| self.lake_err(format!("writing {}: {e}", t.name())))?;
+            actions.extend(last.into_iter().map(Action::Add));
+            if actions.is_empty() {
                 continue;
             }
-            let table = tables.get_mut(&t).expect("table");
-            self.rt.block_on(w.flush_and_commit(table)).map_err(|e| self.lake_err(format!("committing {}: {e}", t.name())))?;
+            let table = tables.get(&t).expect("table");
+            let snapshot = table.snapshot().map_err(|e| self.lake_err(e))?;
+            let operation = DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: Some(t.partition_columns().iter().map(|c| c.to_string()).collect()),
+                predicate: None,
+            };
+            self.rt
+                .block_on(async { CommitBuilder::from(commit_props()).with_actions(actions).build(Some(snapshot), table.log_store(), operation).await })
+                .map_err(|e| self.lake_err(format!("committing {}: {e}", t.name())))?;
         }
         summary.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(summary)
