@@ -32,13 +32,17 @@ def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return r
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    why = postfix_lab.available()
-    if why:
+def require_cli(postfix: bool = True) -> None:
+    """Skip, saying why, when the built CLI or (for live runs) Postfix is missing."""
+    if postfix and (why := postfix_lab.available()):
         pytest.skip(why)
     if not Path(BIN).exists():
         pytest.skip(f"{BIN} not built (scripts/test.sh builds it)")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    require_cli()
     out = tmp_path_factory.mktemp("incident")
     manifest = incident.run(out, benign=10, malicious=MALICIOUS_CALLS, pace=0.05)
     lake = out / "lake"

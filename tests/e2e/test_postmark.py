@@ -16,8 +16,7 @@ sys.path.insert(0, str(ROOT / "tests" / "harness"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import incident  # noqa: E402
-import postfix_lab  # noqa: E402
-from test_incident import BIN, cli  # noqa: E402
+from test_incident import cli, require_cli  # noqa: E402
 
 
 def assert_postmark_story(findings, attacker, count, desktop: Path, export_dir: Path):
@@ -52,8 +51,7 @@ def assert_postmark_story(findings, attacker, count, desktop: Path, export_dir: 
 
 
 def test_committed_sample_postmark_and_desktop_only(tmp_path):
-    if not Path(BIN).exists():
-        pytest.skip(f"{BIN} not built (scripts/test.sh builds it)")
+    require_cli(postfix=False)
     sample = ROOT / "sample-logs"
     manifest = json.loads((sample / "manifest.json").read_text())
     lake = tmp_path / "lake"
@@ -64,11 +62,7 @@ def test_committed_sample_postmark_and_desktop_only(tmp_path):
 
 
 def test_real_components_postmark_flavor(tmp_path):
-    why = postfix_lab.available()
-    if why:
-        pytest.skip(why)
-    if not Path(BIN).exists():
-        pytest.skip(f"{BIN} not built (scripts/test.sh builds it)")
+    require_cli()
     out = tmp_path / "run"
     m = incident.run(out, benign=6, malicious=5, pace=0.05, flavor="postmark")
     assert m["postmark_export"] == {"messages": 11, "with_bcc": 5}
