@@ -114,8 +114,7 @@ fn finding_id(rule_id: &str, key: &str) -> String {
 }
 
 fn col_utf8(batch: &RecordBatch, name: &str) -> Result<ArrayRef> {
-    let idx = batch.schema().index_of(name).map_err(|_| err(format!("the rule's query returned no column {name:?}; rules must return: {}", EVIDENCE_COLUMNS.join(", "))))?;
-    arrow::compute::cast(batch.column(idx), &DataType::Utf8).map_err(err)
+    col_as(batch, name, &DataType::Utf8)
 }
 
 fn col_as(batch: &RecordBatch, name: &str, t: &DataType) -> Result<ArrayRef> {
@@ -285,11 +284,13 @@ fn aggregate(rule: &Rule, batches: &[RecordBatch], opts: &DetectOptions) -> Resu
             session,
             detail,
             evidence_total: acc.evidence_total,
-            evidence: acc.evidence.into_iter().collect::<Vec<_>>().into_iter().collect(),
+            evidence: {
+                // In time order, then by position.
+                let mut ev: Vec<Evidence> = acc.evidence.into_iter().collect();
+                ev.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.source_file.cmp(&b.source_file)).then(a.source_line.cmp(&b.source_line)));
+                ev
+            },
         });
-    }
-    for f in &mut out {
-        f.evidence.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.source_file.cmp(&b.source_file)).then(a.source_line.cmp(&b.source_line)));
     }
     Ok(out)
 }

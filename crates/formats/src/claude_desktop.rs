@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::collect::LineOutcome;
 use crate::mcp::{Body, Direction, McpEvent, McpEventKind};
-use crate::time::{date_of, parse_naive_utc, parse_rfc3339};
+use crate::time::{parse_naive_utc, parse_rfc3339};
 use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
 
 /// Longest launch block kept (lines); a longer one is closed and accounted.
@@ -286,7 +286,6 @@ impl Parser for ClaudeDesktopParser {
             out.reject(&line.pos, 1, "claude_desktop: timestamp is not a valid date/time (expected e.g. 2025-07-20T13:44:16.367Z)".into(), line.bytes, None);
             return;
         };
-        let _ = h.level;
         let Some(server) = h.name else {
             out.account(&line.pos, 1, LineOutcome::Skipped("client log event without server name (main.log)"));
             return;
@@ -314,7 +313,6 @@ impl Parser for ClaudeDesktopParser {
             });
             out.account(&line.pos, 1, LineOutcome::Parsed);
         } else {
-            let _ = date_of;
             out.account(&line.pos, 1, LineOutcome::Skipped("client log event (not a JSON-RPC message)"));
         }
     }

@@ -71,28 +71,16 @@ pub struct Provenance {
     pub ingest_id: Arc<str>,
 }
 
-/// Implements [`Emit`] for one source file.
-pub struct Collector<'s> {
+/// Writes a source's rows with provenance, keeping its line accounting.
+/// The half of [`Collector`] the MCP deriver writes through.
+pub(crate) struct RowOut<'s> {
     sink: &'s mut dyn RowSink,
     prov: Provenance,
     emit_from: u64,
-    pub stats: SourceStats,
-    mcp: McpDeriver,
+    stats: SourceStats,
 }
 
-impl<'s> Collector<'s> {
-    pub fn new(sink: &'s mut dyn RowSink, prov: Provenance, emit_from: u64) -> Self {
-        let mcp = McpDeriver::new(prov.file.clone());
-        Collector { sink, prov, emit_from, stats: SourceStats::default(), mcp }
-    }
-
-    /// Flush derived state (unanswered calls) at the end of the source.
-    pub fn finish(mut self) -> SourceStats {
-        let mut mcp = std::mem::replace(&mut self.mcp, McpDeriver::new(self.prov.file.clone()));
-        mcp.finish(&mut RowOut { c: &mut self });
-        self.stats
-    }
-
+impl RowOut<'_> {
     /// Write one row whose provenance is `pos`, if it lies in the emitted part.
     /// `filter_offset` decides whether it is new (for rows built from several
     /// records, the last record's offset).
@@ -117,55 +105,62 @@ impl<'s> Collector<'s> {
     }
 }
 
-/// Lets the MCP deriver write rows through the collector.
-pub(crate) struct RowOut<'a, 's> {
-    pub c: &'a mut Collector<'s>,
+/// Implements [`Emit`] for one source file: rows go out through [`RowOut`],
+/// MCP events through the deriver, which writes its rows to the same place.
+pub struct Collector<'s> {
+    out: RowOut<'s>,
+    mcp: McpDeriver,
 }
 
-impl RowOut<'_, '_> {
-    pub fn row(&mut self, table: Table, filter_offset: u64, pos: &Pos, vals: &[Val<'_>]) {
-        self.c.row(table, filter_offset, pos, vals)
+impl<'s> Collector<'s> {
+    pub fn new(sink: &'s mut dyn RowSink, prov: Provenance, emit_from: u64) -> Self {
+        let mcp = McpDeriver::new(prov.file.clone());
+        Collector { out: RowOut { sink, prov, emit_from, stats: SourceStats::default() }, mcp }
+    }
+
+    /// Flush derived state (unanswered calls) at the end of the source.
+    pub fn finish(mut self) -> SourceStats {
+        self.mcp.finish(&mut self.out);
+        self.out.stats
     }
 }
 
 impl Emit for Collector<'_> {
     fn mcp(&mut self, event: McpEvent) {
-        let mut mcp = std::mem::replace(&mut self.mcp, McpDeriver::new(self.prov.file.clone()));
-        mcp.event(event, &mut RowOut { c: self });
-        self.mcp = mcp;
+        self.mcp.event(event, &mut self.out);
     }
 
     fn delivery(&mut self, d: MailDelivery) {
         let date = date_of(d.ts);
         let vals = d.vals(&date);
-        let pos = d.pos.clone();
-        self.row(Table::MailDeliveries, pos.offset, &pos, &vals);
+        self.out.row(Table::MailDeliveries, d.pos.offset, &d.pos, &vals);
     }
 
     fn row(&mut self, table: Table, pos: &Pos, vals: &[Val<'_>]) {
-        self.row(table, pos.offset, pos, vals);
+        self.out.row(table, pos.offset, pos, vals);
     }
 
     fn account(&mut self, pos: &Pos, lines: u64, outcome: LineOutcome) {
-        if !self.counts(pos) {
+        if !self.out.counts(pos) {
             return;
         }
-        self.stats.lines += lines;
+        let stats = &mut self.out.stats;
+        stats.lines += lines;
         match outcome {
-            LineOutcome::Parsed => self.stats.parsed += lines,
+            LineOutcome::Parsed => stats.parsed += lines,
             LineOutcome::Skipped(reason) => {
-                self.stats.skipped += lines;
-                *self.stats.skipped_reasons.entry(reason.to_string()).or_insert(0) += lines;
+                stats.skipped += lines;
+                *stats.skipped_reasons.entry(reason.to_string()).or_insert(0) += lines;
             }
         }
     }
 
     fn reject(&mut self, pos: &Pos, lines: u64, reason: String, raw: &[u8], ts_micros: Option<i64>) {
-        if !self.counts(pos) {
+        if !self.out.counts(pos) {
             return;
         }
-        self.stats.lines += lines;
-        self.stats.rejected += lines;
+        self.out.stats.lines += lines;
+        self.out.stats.rejected += lines;
         let cut = raw.len().min(MAX_REJECT_RAW_BYTES);
         let text = String::from_utf8_lossy(&raw[..cut]);
         let ts = ts_micros.unwrap_or(0);
@@ -178,6 +173,6 @@ impl Emit for Collector<'_> {
             Val::Int(Some(raw.len() as i64)),
             Val::Bool(Some(cut < raw.len())),
         ];
-        self.row(Table::Rejects, pos.offset, pos, &vals);
+        self.out.row(Table::Rejects, pos.offset, pos, &vals);
     }
 }

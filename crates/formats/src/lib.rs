@@ -102,10 +102,10 @@ pub fn parse_file(
     emit_from: u64,
     sink: &mut dyn RowSink,
 ) -> std::io::Result<SourceStats> {
-    let (reader, _) = source::open_decompressed(path, 0)?;
+    let (reader, _) = source::open_decompressed(path)?;
     let mut parser = parser_for(format, info);
     let mut collector = Collector::new(sink, prov, emit_from);
-    source::LineReader::new(reader, 0, 0).for_each(|line| {
+    source::LineReader::new(reader).for_each(|line| {
         // Every format rejects an over-long line the same way, with its head kept.
         if line.too_long {
             let reason = format!("line of {} bytes exceeds the {} byte limit", line.full_len, source::MAX_LINE_BYTES);

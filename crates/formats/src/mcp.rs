@@ -361,7 +361,7 @@ impl McpDeriver {
     }
 
     /// Start a new session for the event's key, closing the old one.
-    fn restart(&mut self, key: &str, ev: &McpEvent, out: &mut RowOut<'_, '_>) {
+    fn restart(&mut self, key: &str, ev: &McpEvent, out: &mut RowOut<'_>) {
         if let Some(old) = self.sessions.remove(key) {
             Self::close(old, out);
         }
@@ -369,7 +369,7 @@ impl McpDeriver {
         self.insert(key.to_string(), s, out);
     }
 
-    fn insert(&mut self, key: String, s: Session, out: &mut RowOut<'_, '_>) {
+    fn insert(&mut self, key: String, s: Session, out: &mut RowOut<'_>) {
         if self.sessions.len() >= MAX_SESSIONS {
             while let Some(k) = self.session_order.pop_front() {
                 if let Some(old) = self.sessions.remove(&k) {
@@ -382,7 +382,7 @@ impl McpDeriver {
         self.sessions.insert(key, s);
     }
 
-    pub(crate) fn event(&mut self, ev: McpEvent, out: &mut RowOut<'_, '_>) {
+    pub(crate) fn event(&mut self, ev: McpEvent, out: &mut RowOut<'_>) {
         let key = Self::session_key(&ev);
         match &ev.kind {
             McpEventKind::Launch { command, args } => {
@@ -420,7 +420,7 @@ impl McpDeriver {
         }
     }
 
-    fn message(s: &mut Session, ev: &McpEvent, dir: Direction, body: &Body, truncated: bool, out: &mut RowOut<'_, '_>) {
+    fn message(s: &mut Session, ev: &McpEvent, dir: Direction, body: &Body, truncated: bool, out: &mut RowOut<'_>) {
         let date = date_of(ev.ts);
         // Classify and extract.
         let (kind, mut method, rpc_id, mut tool_name, params, result, error) = match body {
@@ -598,7 +598,7 @@ impl McpDeriver {
         tool: Option<&str>,
         arguments: Option<&Value>,
         raw_partial: Option<&str>,
-        out: &mut RowOut<'_, '_>,
+        out: &mut RowOut<'_>,
     ) {
         let date = date_of(ev.ts);
         let found = match arguments {
@@ -641,7 +641,7 @@ impl McpDeriver {
         }
     }
 
-    fn definition(s: &Session, ev: &McpEvent, date: &str, tool: &Value, out: &mut RowOut<'_, '_>) {
+    fn definition(s: &Session, ev: &McpEvent, date: &str, tool: &Value, out: &mut RowOut<'_>) {
         let Some(name) = tool.get("name").and_then(Value::as_str) else { return };
         let desc = tool.get("description").and_then(Value::as_str);
         let schema = tool.get("inputSchema").map(canonical_json);
@@ -667,7 +667,7 @@ impl McpDeriver {
     }
 
     /// A tools/call row. `response` is (event, is_error, truncated, result text).
-    fn call_row(s: &Session, p: &Pending, response: Option<(&McpEvent, bool, bool, Option<&str>)>, out: &mut RowOut<'_, '_>) {
+    fn call_row(s: &Session, p: &Pending, response: Option<(&McpEvent, bool, bool, Option<&str>)>, out: &mut RowOut<'_>) {
         let date = date_of(p.ts);
         let (ts_end, dur, is_err, trunc, result, resp_line, filter) = match response {
             Some((ev, e, t, r)) => (
@@ -706,13 +706,13 @@ impl McpDeriver {
         );
     }
 
-    fn unanswered(s: &Session, p: Pending, out: &mut RowOut<'_, '_>) {
+    fn unanswered(s: &Session, p: Pending, out: &mut RowOut<'_>) {
         if p.method.as_deref() == Some("tools/call") {
             Self::call_row(s, &p, None, out);
         }
     }
 
-    fn close(mut s: Session, out: &mut RowOut<'_, '_>) {
+    fn close(mut s: Session, out: &mut RowOut<'_>) {
         let pending: Vec<Pending> = s.order.drain(..).filter_map(|k| s.pending.remove(&k)).collect();
         for p in pending {
             Self::unanswered(&s, p, out);
@@ -745,7 +745,7 @@ impl McpDeriver {
     }
 
     /// End of the source: requests never answered become unanswered calls.
-    pub(crate) fn finish(&mut self, out: &mut RowOut<'_, '_>) {
+    pub(crate) fn finish(&mut self, out: &mut RowOut<'_>) {
         let keys: Vec<String> = self.session_order.drain(..).collect();
         for k in keys {
             if let Some(s) = self.sessions.remove(&k) {

@@ -537,10 +537,7 @@ impl Parser for PostfixParser {
         };
         let daemon = sys.program.rsplit('/').next().unwrap_or(sys.program);
         match split_queue_id(sys.message) {
-            Some((qid, rest)) => {
-                let (host, rest) = (sys.host.to_string(), rest.to_string());
-                self.queue_line(line, ts, &host, daemon, qid, &rest, out)
-            }
+            Some((qid, rest)) => self.queue_line(line, ts, sys.host, daemon, qid, rest, out),
             None => out.account(&line.pos, 1, LineOutcome::Skipped("postfix: daemon event without delivery data")),
         }
     }

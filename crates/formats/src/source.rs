@@ -34,16 +34,15 @@ impl Compression {
     }
 }
 
-/// Open a file for reading its decompressed bytes, skipping the first
-/// `skip` raw bytes (only for uncompressed files: a grown log resumes there).
-pub fn open_decompressed(path: &Path, skip: u64) -> io::Result<(Box<dyn BufRead>, Compression)> {
+/// Open a file for reading its decompressed bytes. (A grown log is re-read
+/// from its start so cross-line state is exact; see `parse_file`.)
+pub fn open_decompressed(path: &Path) -> io::Result<(Box<dyn BufRead>, Compression)> {
     let mut file = File::open(path)?;
     let mut head = [0u8; 4];
     let n = read_up_to(&mut file, &mut head)?;
     let compression = Compression::sniff(&head[..n]);
     use std::io::Seek;
-    let start = if compression == Compression::None { skip } else { 0 };
-    file.seek(io::SeekFrom::Start(start))?;
+    file.seek(io::SeekFrom::Start(0))?;
     let reader: Box<dyn BufRead> = match compression {
         Compression::None => Box::new(BufReader::with_capacity(256 * 1024, file)),
         Compression::Gzip => Box::new(BufReader::with_capacity(
@@ -66,12 +65,13 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Read the first `max` decompressed bytes of a file, for format detection.
-pub fn read_head(path: &Path, max: usize) -> io::Result<Vec<u8>> {
-    let (mut r, _) = open_decompressed(path, 0)?;
+/// Read the first `max` decompressed bytes of a file, for format detection,
+/// and the file's compression.
+pub fn read_head(path: &Path, max: usize) -> io::Result<(Vec<u8>, Compression)> {
+    let (mut r, compression) = open_decompressed(path)?;
     let mut buf = Vec::with_capacity(max.min(1 << 20));
     r.by_ref().take(max as u64).read_to_end(&mut buf)?;
-    Ok(buf)
+    Ok((buf, compression))
 }
 
 /// Splits a byte stream into [`Line`]s with offsets, bounding each line.
@@ -83,10 +83,9 @@ pub struct LineReader<R: BufRead> {
 }
 
 impl<R: BufRead> LineReader<R> {
-    /// `start_offset`/`start_line` are where the stream begins in the file
-    /// (non-zero when resuming a grown file).
-    pub fn new(inner: R, start_offset: u64, start_line: u64) -> Self {
-        LineReader { inner, buf: Vec::with_capacity(8192), offset: start_offset, line_no: start_line }
+    /// Read `inner` from its first byte (offset 0, line 1).
+    pub fn new(inner: R) -> Self {
+        LineReader { inner, buf: Vec::with_capacity(8192), offset: 0, line_no: 0 }
     }
 
     /// Call `f` with every line. Returns the total bytes read.
@@ -97,7 +96,6 @@ impl<R: BufRead> LineReader<R> {
             let mut full_len: u64 = 0;
             let mut too_long = false;
             let mut saw_any = false;
-            let mut ended = false;
             loop {
                 let chunk = match self.inner.fill_buf() {
                     Ok(c) => c,
@@ -122,14 +120,12 @@ impl<R: BufRead> LineReader<R> {
                 self.inner.consume(take);
                 self.offset += take as u64;
                 if found {
-                    ended = true;
                     break;
                 }
             }
             if !saw_any {
                 return Ok(self.offset);
             }
-            let _ = ended;
             if !too_long && self.buf.last() == Some(&b'\r') {
                 self.buf.pop();
                 full_len -= 1;
@@ -146,7 +142,7 @@ mod tests {
 
     fn lines(input: &[u8]) -> Vec<(u64, u64, Vec<u8>)> {
         let mut out = vec![];
-        LineReader::new(input, 0, 0)
+        LineReader::new(input)
             .for_each(|l| out.push((l.pos.offset, l.pos.line, l.bytes.to_vec())))
             .unwrap();
         out
@@ -165,7 +161,7 @@ mod tests {
         let mut input = vec![b'x'; MAX_LINE_BYTES + 10];
         input.extend_from_slice(b"\nok\n");
         let mut seen = vec![];
-        LineReader::new(&input[..], 0, 0)
+        LineReader::new(&input[..])
             .for_each(|l| seen.push((l.bytes.len(), l.too_long, l.full_len, l.pos.offset)))
             .unwrap();
         assert_eq!(seen[0], (MAX_LINE_BYTES, true, (MAX_LINE_BYTES + 10) as u64, 0));

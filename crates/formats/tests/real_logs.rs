@@ -83,7 +83,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn line_count(path: &Path) -> u64 {
-    let (mut r, _) = mcpf_formats::source::open_decompressed(path, 0).unwrap();
+    let (mut r, _) = mcpf_formats::source::open_decompressed(path).unwrap();
     let mut buf = Vec::new();
     std::io::Read::read_to_end(&mut r, &mut buf).unwrap();
     let n = buf.iter().filter(|b| **b == b'\n').count() as u64;
@@ -97,7 +97,7 @@ fn every_real_file_accounts_for_every_line() {
     let Some(root) = shared() else { return };
     for sub in ["postfix", "mcp"] {
         for f in files_under(&root.join(sub)) {
-            let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap();
+            let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
             // Whatever is detected, and every parser forced, must stay balanced and not panic.
             for fmt in Format::ALL {
                 let (stats, _) = parse(&f, fmt, Some(2022));
@@ -308,7 +308,7 @@ fn lightmeter_facts() {
 fn year_rollover_on_rotated_set() {
     let Some(root) = shared() else { return };
     let p = root.join("postfix/lightmeter/logs_sample/mail.warn.4.gz");
-    let (mut r, _) = mcpf_formats::source::open_decompressed(&p, 0).unwrap();
+    let (mut r, _) = mcpf_formats::source::open_decompressed(&p).unwrap();
     let mut text = String::new();
     std::io::Read::read_to_string(&mut r, &mut text).unwrap();
     let mut years = mcpf_formats::time::YearTracker::new(Some(2021), None);
@@ -340,7 +340,7 @@ fn claude_desktop_facts() {
     let Some(root) = shared() else { return };
     let cd = root.join("mcp/claude-desktop");
     for f in files_under(&cd) {
-        let head = mcpf_formats::source::read_head(&f, 65536).unwrap();
+        let head = mcpf_formats::source::read_head(&f, 65536).unwrap().0;
         assert_eq!(detect_format(&head), Some(Format::ClaudeDesktop), "{}", f.display());
     }
     // Per-server log, [name] [level] order, multi-line launch, stderr interleaved.
@@ -429,7 +429,7 @@ fn postmark_recordings() {
     let dir = root.join("providers/postmark/postmarker-decoded");
     let one = |name: &str| {
         let p = dir.join(name);
-        let head = mcpf_formats::source::read_head(&p, 65536).unwrap();
+        let head = mcpf_formats::source::read_head(&p, 65536).unwrap().0;
         assert_eq!(detect_format(&head), Some(Format::Postmark), "{name}");
         let (stats, rows) = parse(&p, Format::Postmark, None);
         assert_eq!(stats.rejected, 0, "{name}");
@@ -510,7 +510,7 @@ fn client_configurations() {
   }
 }
 "#).unwrap();
-    let head = mcpf_formats::source::read_head(&desktop, 65536).unwrap();
+    let head = mcpf_formats::source::read_head(&desktop, 65536).unwrap().0;
     assert_eq!(detect_format(&head), Some(Format::McpConfig));
     let (stats, rows) = parse(&desktop, Format::McpConfig, None);
     assert_eq!((stats.lines, stats.parsed, stats.rejected), (11, 11, 0));

@@ -464,13 +464,7 @@ impl Lake {
             let t0 = Instant::now();
             let path_str = path.to_string_lossy().to_string();
             let meta = fs::metadata(&path).map_err(|e| LakeError::Input { path: path.clone(), message: format!("cannot read: {e}") })?;
-            let head = read_head(&path, 64 * 1024).map_err(|e| LakeError::Input { path: path.clone(), message: format!("cannot read: {e}") })?;
-            let compression = {
-                let mut f = fs::File::open(&path).map_err(|e| LakeError::Input { path: path.clone(), message: e.to_string() })?;
-                let mut magic = [0u8; 4];
-                let n = f.read(&mut magic).unwrap_or(0);
-                Comp::sniff(&magic[..n])
-            };
+            let (head, compression) = read_head(&path, 64 * 1024).map_err(|e| LakeError::Input { path: path.clone(), message: format!("cannot read: {e}") })?;
             let prior = by_path.get(&path_str).filter(|s| compression == Comp::None && s.size < meta.len());
             let (sha, prefix_sha, size) =
                 fingerprint(&path, prior.map(|s| s.size)).map_err(|e| LakeError::Input { path: path.clone(), message: format!("cannot read: {e}") })?;
@@ -579,9 +573,9 @@ impl Lake {
 
 /// A file no parser recognised: every line is counted as skipped.
 fn count_unrecognized(path: &Path, from: u64) -> std::io::Result<SourceStats> {
-    let (reader, _) = mcpf_formats::source::open_decompressed(path, 0)?;
+    let (reader, _) = mcpf_formats::source::open_decompressed(path)?;
     let mut stats = SourceStats::default();
-    mcpf_formats::source::LineReader::new(reader, 0, 0).for_each(|l| {
+    mcpf_formats::source::LineReader::new(reader).for_each(|l| {
         if l.pos.offset >= from {
             stats.lines += 1;
             stats.skipped += 1;
