@@ -5,14 +5,14 @@
 
 mod account;
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mcpf_detect::output::{self, OutputFormat};
-use mcpf_detect::{embedded_rules, DetectOptions, Engine, Finding, Severity};
+use mcpf_detect::config::RuleSetup;
+use mcpf_detect::{fixtures, load_rules, DetectConfig, DetectOptions, Engine, Finding, Rule, Severity};
 use mcpf_formats::Format;
 use mcpf_lake::{IngestOptions, IngestSummary, Lake, SourceAction};
 use mcpf_schema::Table;
@@ -57,9 +57,8 @@ enum Command {
         /// Run only these rules (repeatable).
         #[arg(long = "rule")]
         rules: Vec<String>,
-        /// Set a rule parameter: RULE_ID.NAME=VALUE (repeatable).
-        #[arg(long = "param")]
-        params: Vec<String>,
+        #[command(flatten)]
+        setup: SetupArgs,
         #[arg(long, default_value = "table")]
         format: OutputFormat,
         /// Exit 1 when a finding has this severity or higher.
@@ -84,10 +83,13 @@ enum Command {
         #[arg(short, long)]
         verbose: bool,
     },
-    /// List or show the built-in rules.
+    /// List, show or test rules (built-in and from --rules folders).
     Rules {
-        /// A rule id to show in full.
-        id: Option<String>,
+        #[command(subcommand)]
+        action: Option<RulesAction>,
+        /// User rule folders (repeatable); a user rule replaces a built-in one with the same id.
+        #[arg(long = "rules", global = true)]
+        rule_dirs: Vec<PathBuf>,
     },
     /// Ingest the bundled sample incident into a temporary lake and run every rule.
     Demo {
@@ -100,6 +102,48 @@ enum Command {
         #[arg(long)]
         samples: Option<PathBuf>,
     },
+}
+
+/// Where rules, lists and parameters come from (shared by the commands that run rules).
+#[derive(clap::Args, Clone, Default)]
+struct SetupArgs {
+    /// Config file (TOML: rules = [DIRS], lists = DIR, [params."RULE_ID"] NAME = VALUE).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// User rule folder (repeatable); a user rule replaces a built-in one with the same id.
+    #[arg(long = "rules")]
+    rule_dirs: Vec<PathBuf>,
+    /// Folder of lists: NAME.txt becomes table list_NAME (e.g. recipient_allowlist.txt).
+    #[arg(long)]
+    lists: Option<PathBuf>,
+    /// Set a rule parameter: RULE_ID.NAME=VALUE (repeatable; overrides the config file).
+    #[arg(long = "param")]
+    params: Vec<String>,
+}
+
+impl SetupArgs {
+    fn setup(&self) -> Result<RuleSetup, UserError> {
+        let mut cfg = match &self.config {
+            Some(p) => DetectConfig::load(p)?,
+            None => DetectConfig::default(),
+        };
+        cfg.rule_dirs.extend(self.rule_dirs.iter().cloned());
+        if let Some(l) = &self.lists {
+            cfg.lists_dir = Some(l.clone());
+        }
+        cfg.add_param_texts(&self.params)?;
+        Ok(cfg.setup()?)
+    }
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// One line per rule: id, severity, title, origin.
+    List,
+    /// A rule in full: metadata, parameters, lists, SQL and fixtures.
+    Show { id: String },
+    /// Run rules' fixtures; with DIR, the rules of that folder (built-in rules too without it).
+    Test { dir: Option<PathBuf> },
 }
 
 /// An error for the user: message already says what to do; exit code 2.
@@ -184,26 +228,30 @@ fn print_summary(s: &IngestSummary, verbose: bool) {
     }
 }
 
-fn parse_params(params: &[String]) -> Result<BTreeMap<String, BTreeMap<String, String>>, UserError> {
-    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    for p in params {
-        let (k, v) = p.split_once('=').ok_or_else(|| UserError(format!("--param {p:?}: expected RULE_ID.NAME=VALUE")))?;
-        let (rule, name) = k.rsplit_once('.').ok_or_else(|| UserError(format!("--param {p:?}: expected RULE_ID.NAME=VALUE")))?;
-        out.entry(rule.to_string()).or_default().insert(name.to_string(), v.to_string());
+/// A rule in full, as `rules show` prints it.
+fn describe_rule(r: &Rule) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(s, "id:          {}\ntitle:       {}\nseverity:    {}\norigin:      {}", r.id, r.title, r.severity.name(), r.origin);
+    let _ = writeln!(s, "references:  {}\n\n{}\n", r.references.join("; "), r.description);
+    for (name, p) in &r.parameters {
+        let _ = writeln!(s, "parameter {name} ({:?}, default {}): {}", p.kind, p.default, p.description);
     }
-    for rule in out.keys() {
-        if !embedded_rules().iter().any(|r| &r.id == rule) {
-            return Err(UserError(format!("--param: no rule {rule:?}")));
-        }
+    for (name, doc) in &r.lists {
+        let _ = writeln!(s, "list {name} (table list_{name}, file {name}.txt in --lists DIR): {doc}");
     }
-    Ok(out)
+    let _ = writeln!(s, "\n{}\n", r.sql.trim());
+    for t in &r.tests {
+        let _ = writeln!(s, "fixture [{:?}] {}", t.expect, t.name);
+    }
+    s
 }
 
-fn detect(lake: &Lake, opts: &DetectOptions) -> Result<Vec<Finding>, UserError> {
-    let rules = embedded_rules();
+fn detect(lake: &Lake, rs: &RuleSetup, opts: &DetectOptions) -> Result<Vec<Finding>, UserError> {
     Ok(lake.block_on(async {
         let engine = Engine::open(lake).await?;
-        engine.detect(&rules, opts).await
+        engine.register_lists(&rs.rules, &rs.lists)?;
+        engine.detect(&rs.rules, opts).await
     })?)
 }
 
@@ -222,15 +270,16 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             let s = lake.ingest(&paths, &IngestOptions { format, year })?;
             print_summary(&s, verbose);
         }
-        Command::Detect { lake, since, until, rules, params, format, fail_on } => {
+        Command::Detect { lake, since, until, rules, setup, format, fail_on } => {
             let lake = require_lake(&lake)?;
+            let rs = setup.setup()?;
             let opts = DetectOptions {
                 rules,
-                params: parse_params(&params)?,
+                params: rs.params.clone(),
                 since_us: since.as_deref().map(|s| parse_time(s, "--since")).transpose()?,
                 until_us: until.as_deref().map(|s| parse_time(s, "--until")).transpose()?,
             };
-            let findings = detect(&lake, &opts)?;
+            let findings = detect(&lake, &rs, &opts)?;
             output::write_findings(&mut out, &findings, format)?;
             if let Some(min) = fail_on {
                 if findings.iter().any(|f| f.severity >= min) {
@@ -272,22 +321,49 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                 }
             }
         }
-        Command::Rules { id } => {
-            let rules = embedded_rules();
-            match id {
-                None => {
+        Command::Rules { action, rule_dirs } => {
+            let rules = load_rules(&rule_dirs)?;
+            match action.unwrap_or(RulesAction::List) {
+                RulesAction::List => {
                     for r in &rules {
-                        writeln!(out, "{:<28} {:<8} {}", r.id, r.severity.name(), r.title)?;
+                        let origin = if r.origin.starts_with("embedded:") { String::new() } else { format!("  ({})", output::terminal_safe(&r.origin)) };
+                        writeln!(out, "{:<34} {:<8} {}{origin}", r.id, r.severity.name(), r.title)?;
                     }
                 }
-                Some(id) => {
-                    let r = rules.iter().find(|r| r.id == id).ok_or_else(|| UserError(format!("no rule {id:?}; see: mcp-forensics rules")))?;
-                    writeln!(out, "id:          {}\ntitle:       {}\nseverity:    {}\norigin:      {}", r.id, r.title, r.severity.name(), r.origin)?;
-                    writeln!(out, "references:  {}\n\n{}\n", r.references.join("; "), r.description)?;
-                    for (name, p) in &r.parameters {
-                        writeln!(out, "parameter {name} ({:?}, default {}): {}", p.kind, p.default, p.description)?;
+                RulesAction::Show { id } => {
+                    let r = rules.iter().find(|r| r.id == id).ok_or_else(|| UserError(format!("no rule {id:?}; see: mcp-forensics rules list")))?;
+                    write!(out, "{}", output::terminal_safe_block(&describe_rule(r)))?;
+                }
+                RulesAction::Test { dir } => {
+                    let to_test: Vec<Rule> = match &dir {
+                        Some(d) => {
+                            let own: Vec<Rule> = load_rules(std::slice::from_ref(d))?.into_iter().filter(|r| !r.origin.starts_with("embedded:")).collect();
+                            if own.is_empty() {
+                                return Err(UserError(format!("{}: no rule files (*.toml) in this folder", d.display())));
+                            }
+                            own
+                        }
+                        None => rules,
+                    };
+                    let (mut passed, mut failed) = (0, 0);
+                    for r in &to_test {
+                        if let Some(p) = fixtures::coverage_problems(r) {
+                            writeln!(out, "WARN {}", output::terminal_safe(&p))?;
+                        }
+                        for t in fixtures::run_rule_tests(r) {
+                            let tag = if t.passed { "ok  " } else { "FAIL" };
+                            writeln!(out, "{tag} {} :: {} [{:?}] {}", t.rule_id, output::terminal_safe(&t.test), t.expect, output::terminal_safe(&t.message))?;
+                            if t.passed {
+                                passed += 1;
+                            } else {
+                                failed += 1;
+                            }
+                        }
                     }
-                    writeln!(out, "\n{}", r.sql.trim())?;
+                    writeln!(out, "{passed} passed, {failed} failed ({} rules)", to_test.len())?;
+                    if failed > 0 {
+                        return Ok(ExitCode::from(1));
+                    }
                 }
             }
         }
@@ -320,7 +396,8 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             let inputs: Vec<PathBuf> = ["mcp", "postfix", "postmark"].iter().map(|d| samples.join(d)).filter(|p| p.exists()).collect();
             let s = lake.ingest(&inputs, &IngestOptions { format: None, year })?;
             print_summary(&s, false);
-            let findings = detect(&lake, &DetectOptions::default())?;
+            let rs = SetupArgs::default().setup()?;
+            let findings = detect(&lake, &rs, &DetectOptions::default())?;
             output::write_findings(&mut out, &findings, format)?;
             let story = account::account(&findings);
             if format == OutputFormat::Table {

@@ -5,6 +5,9 @@
 //! only), runs rules with bound parameters, and groups their evidence rows
 //! into [`Finding`]s with a stable id, so scheduled runs can de-duplicate.
 
+pub mod config;
+pub mod fixtures;
+pub mod lists;
 pub mod output;
 pub mod rule;
 
@@ -22,7 +25,9 @@ use mcpf_schema::Table;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-pub use rule::{embedded_rules, Rule, Severity, EVIDENCE_COLUMNS};
+pub use config::DetectConfig;
+pub use lists::Lists;
+pub use rule::{embedded_rules, load_rules, Rule, Severity, EVIDENCE_COLUMNS};
 
 /// Evidence rows kept per finding (the count is always exact).
 pub const MAX_EVIDENCE_PER_FINDING: usize = 10_000;
@@ -146,6 +151,22 @@ impl Engine {
 
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// Register every list as table `list_NAME`: those supplied, and those the
+    /// rules declare (empty when not supplied), so every rule can run.
+    pub fn register_lists(&self, rules: &[Rule], lists: &Lists) -> Result<()> {
+        let mut names: BTreeSet<String> = lists.lists.keys().cloned().collect();
+        for r in rules {
+            names.extend(r.lists.keys().cloned());
+        }
+        for name in names {
+            let table = format!("list_{name}");
+            let mem = MemTable::try_new(lists::list_schema(), vec![vec![lists.batch(&name)]]).map_err(err)?;
+            self.ctx.deregister_table(table.as_str()).map_err(err)?;
+            self.ctx.register_table(table.as_str(), Arc::new(mem)).map_err(err)?;
+        }
+        Ok(())
     }
 
     /// Run SQL with named parameters bound (`$name`), never pasted.

@@ -37,9 +37,14 @@ impl std::str::FromStr for OutputFormat {
 
 /// Escape control characters so a log line cannot drive the terminal.
 pub fn terminal_safe(s: &str) -> String {
+    escape_controls(s, false)
+}
+
+fn escape_controls(s: &str, keep_layout: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
+            '\n' | '\t' if keep_layout => out.push(c),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -50,6 +55,12 @@ pub fn terminal_safe(s: &str) -> String {
         }
     }
     out
+}
+
+/// Like [`terminal_safe`] but keeps newlines and tabs (multi-line text such as
+/// a rule's SQL), escaping every other control character.
+pub fn terminal_safe_block(s: &str) -> String {
+    escape_controls(s, true)
 }
 
 /// A CSV cell that a spreadsheet will not evaluate, escaped for the terminal.

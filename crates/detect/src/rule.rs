@@ -9,13 +9,9 @@ use std::collections::BTreeMap;
 use datafusion::scalar::ScalarValue;
 use serde::Deserialize;
 
-/// The rules shipped in the binary.
-pub const EMBEDDED_RULES: &[(&str, &str)] = &[
-    ("mail.unintended_recipient.toml", include_str!("../rules/mail.unintended_recipient.toml")),
-    ("mail.constant_bcc.toml", include_str!("../rules/mail.constant_bcc.toml")),
-    ("mcp.server_version_change.toml", include_str!("../rules/mcp.server_version_change.toml")),
-    ("mcp.tool_definition_drift.toml", include_str!("../rules/mcp.tool_definition_drift.toml")),
-];
+/// The rules shipped in the binary: every file of `crates/detect/rules/`
+/// (see build.rs), as (file name, TOML text).
+pub const EMBEDDED_RULES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/embedded_rules.rs"));
 
 /// Columns every rule query returns, in any order:
 /// - `key`: what makes two evidence rows the same finding;
@@ -92,6 +88,44 @@ struct QuerySpec {
     sql: String,
 }
 
+/// What a fixture expects of its rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// At least one finding (and exactly `keys`, when given).
+    Fire,
+    /// No finding.
+    Silent,
+}
+
+/// A fixture: small raw logs the rule must fire on or stay silent on. Rules
+/// carry their own, so a user rule dropped into a folder is tested like a
+/// built-in one (`mcp-forensics rules test DIR`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTest {
+    pub name: String,
+    pub expect: Expect,
+    /// Year of year-less syslog stamps in the fixture's files.
+    #[serde(default)]
+    pub year: Option<i32>,
+    /// Parameter overrides for this fixture.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+    /// With `expect = "fire"`: the exact set of finding keys.
+    #[serde(default)]
+    pub keys: Option<Vec<String>>,
+    /// Raw log files inline: file name (it drives format detection) -> content.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Raw log files on disk, relative to the rule file (user rules only).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// List contents for the fixture: list name -> entries.
+    #[serde(default)]
+    pub lists: BTreeMap<String, Vec<String>>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuleFile {
@@ -105,7 +139,11 @@ struct RuleFile {
     entities: Vec<String>,
     #[serde(default)]
     parameters: BTreeMap<String, ParamSpec>,
+    #[serde(default)]
+    lists: BTreeMap<String, String>,
     query: QuerySpec,
+    #[serde(default)]
+    tests: Vec<RuleTest>,
 }
 
 /// A loaded, validated rule.
@@ -118,7 +156,11 @@ pub struct Rule {
     pub references: Vec<String>,
     pub entities: Vec<String>,
     pub parameters: BTreeMap<String, ParamSpec>,
+    /// Lists the query reads as tables `list_NAME` (name -> what belongs on it).
+    pub lists: BTreeMap<String, String>,
     pub sql: String,
+    /// Positive and negative fixtures.
+    pub tests: Vec<RuleTest>,
     /// Where the rule came from: `embedded:NAME` or a file path.
     pub origin: String,
 }
@@ -161,6 +203,32 @@ impl Rule {
                 return Err(format!("{origin}: parameter {name} is declared but the query never uses ${name}"));
             }
         }
+        for name in f.lists.keys() {
+            if !crate::lists::valid_list_name(name) {
+                return Err(format!("{origin}: list name {name:?} must use only lower-case letters, digits and '_'"));
+            }
+            if !f.query.sql.contains(&format!("list_{name}")) {
+                return Err(format!("{origin}: list {name} is declared but the query never reads table list_{name}"));
+            }
+        }
+        for t in &f.tests {
+            let at = format!("{origin}: test {:?}", t.name);
+            for (k, v) in &t.params {
+                let spec = f.parameters.get(k).ok_or_else(|| format!("{at}: no parameter {k:?} is declared"))?;
+                spec.scalar(v).map_err(|e| format!("{at}: parameter {k}: {e}"))?;
+            }
+            for k in t.lists.keys() {
+                if !f.lists.contains_key(k) {
+                    return Err(format!("{at}: the rule declares no list {k:?}"));
+                }
+            }
+            if t.files.is_empty() && t.paths.is_empty() {
+                return Err(format!("{at}: give the fixture's logs as files = {{ \"NAME\" = \"\"\"...\"\"\" }} or paths = [...]"));
+            }
+            if t.keys.is_some() && t.expect == Expect::Silent {
+                return Err(format!("{at}: keys only go with expect = \"fire\""));
+            }
+        }
         Ok(Rule {
             id: f.id,
             title: f.title,
@@ -169,7 +237,9 @@ impl Rule {
             references: f.references,
             entities: f.entities,
             parameters: f.parameters,
+            lists: f.lists,
             sql: f.query.sql,
+            tests: f.tests,
             origin: origin.to_string(),
         })
     }
@@ -193,6 +263,40 @@ impl Rule {
             })
             .collect()
     }
+}
+
+/// A TOML value as the text `--param` would give.
+pub fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The embedded rules, then every `*.toml` in `dirs` (sorted, one level): a
+/// user rule with the id of an earlier one replaces it. Errors name the file.
+pub fn load_rules(dirs: &[std::path::PathBuf]) -> Result<Vec<Rule>, String> {
+    let mut rules = embedded_rules();
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: cannot read the rules directory: {e}", dir.display()))?;
+        let mut files: Vec<std::path::PathBuf> =
+            entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file()).collect();
+        files.sort();
+        let mut seen_here: BTreeMap<String, String> = BTreeMap::new();
+        for f in files {
+            let origin = f.display().to_string();
+            let text = std::fs::read_to_string(&f).map_err(|e| format!("{origin}: cannot read: {e}"))?;
+            let rule = Rule::parse(&origin, &text)?;
+            if let Some(other) = seen_here.insert(rule.id.clone(), origin.clone()) {
+                return Err(format!("{origin}: rule id {} is also defined in {other}; ids must be unique within a folder", rule.id));
+            }
+            match rules.iter_mut().find(|r| r.id == rule.id) {
+                Some(slot) => *slot = rule,
+                None => rules.push(rule),
+            }
+        }
+    }
+    Ok(rules)
 }
 
 /// The embedded rules, parsed. A broken embedded rule is a build bug that the
