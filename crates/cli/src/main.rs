@@ -12,9 +12,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mcpf_detect::output::{self, OutputFormat};
 use mcpf_detect::config::RuleSetup;
-use mcpf_detect::{fixtures, load_rules, DetectConfig, DetectOptions, Engine, Finding, Rule, Severity};
+use mcpf_detect::{explain, fixtures, load_rules, store, timeline, DetectConfig, DetectOptions, Engine, Finding, Rule, Severity};
 use mcpf_formats::Format;
-use mcpf_lake::{IngestOptions, IngestSummary, Lake, SourceAction};
+use mcpf_lake::{IngestOptions, IngestSummary, Lake, SourceAction, SourceState};
 use mcpf_schema::Table;
 
 #[derive(Parser)]
@@ -59,11 +59,51 @@ enum Command {
         rules: Vec<String>,
         #[command(flatten)]
         setup: SetupArgs,
+        /// table, json, jsonl, csv (formula-safe) or ocsf (OCSF 1.5 Detection Finding, one JSON per line).
         #[arg(long, default_value = "table")]
         format: OutputFormat,
         /// Exit 1 when a finding has this severity or higher.
         #[arg(long)]
         fail_on: Option<Severity>,
+        /// Print only findings no earlier recorded run reported, and record this run (for scheduled jobs).
+        #[arg(long)]
+        new_only: bool,
+        /// Record new or changed findings in the lake's _findings table.
+        #[arg(long)]
+        record: bool,
+        /// Print each rule's SQL, bound parameters and every finding's evidence with its raw log line.
+        #[arg(long)]
+        explain: bool,
+        /// Folder that relative evidence paths are read from with --explain (default: the current one).
+        #[arg(long)]
+        base: Option<PathBuf>,
+    },
+    /// Everything about one address, server, session or message id, in time order.
+    Timeline {
+        #[arg(long)]
+        lake: PathBuf,
+        /// An e-mail address, MCP server name or package, session id, call id, or message id.
+        #[arg(long)]
+        entity: String,
+        #[command(flatten)]
+        setup: SetupArgs,
+        /// table, json, jsonl, csv or timesketch (JSONL for Timesketch import).
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+        /// Leave findings out (no detection run).
+        #[arg(long)]
+        no_findings: bool,
+    },
+    /// Re-fingerprint every ingested raw log: report files rewritten, truncated or missing since ingest.
+    Verify {
+        #[arg(long)]
+        lake: PathBuf,
+        /// Folder that relative source paths are resolved from (default: the current one).
+        #[arg(long)]
+        base: Option<PathBuf>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
     },
     /// Run SQL over the lake's tables.
     Sql {
@@ -149,8 +189,16 @@ enum RulesAction {
 /// An error for the user: message already says what to do; exit code 2.
 struct UserError(String);
 
-impl<E: std::fmt::Display> From<E> for UserError {
+/// A closed output pipe (`| head`) ends the program quietly, as in ripgrep.
+const BROKEN_PIPE: &str = "\0broken pipe";
+
+impl<E: std::fmt::Display + 'static> From<E> for UserError {
     fn from(e: E) -> Self {
+        if let Some(io) = (&e as &dyn std::any::Any).downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::BrokenPipe {
+                return UserError(BROKEN_PIPE.into());
+            }
+        }
         UserError(e.to_string())
     }
 }
@@ -270,7 +318,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             let s = lake.ingest(&paths, &IngestOptions { format, year })?;
             print_summary(&s, verbose);
         }
-        Command::Detect { lake, since, until, rules, setup, format, fail_on } => {
+        Command::Detect { lake, since, until, rules, setup, format, fail_on, new_only, record, explain, base } => {
             let lake = require_lake(&lake)?;
             let rs = setup.setup()?;
             let opts = DetectOptions {
@@ -279,12 +327,88 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                 since_us: since.as_deref().map(|s| parse_time(s, "--since")).transpose()?,
                 until_us: until.as_deref().map(|s| parse_time(s, "--until")).transpose()?,
             };
-            let findings = detect(&lake, &rs, &opts)?;
-            output::write_findings(&mut out, &findings, format)?;
+            let keep_record = new_only || record;
+            let (all, before) = lake.block_on(async {
+                let engine = Engine::open(&lake).await?;
+                engine.register_lists(&rs.rules, &rs.lists)?;
+                let findings = engine.detect(&rs.rules, &opts).await?;
+                let before = if keep_record { store::recorded(&engine).await? } else { Default::default() };
+                Ok::<_, mcpf_detect::DetectError>((findings, before))
+            })?;
+            if keep_record {
+                let n = store::record(&lake, &all, &before)?;
+                eprintln!("recorded {n} new or changed finding(s) in _findings ({} known before this run)", before.len());
+            }
+            let findings = if new_only { store::only_new(all, &before) } else { all };
+            if explain {
+                for r in rs.rules.iter().filter(|r| opts.rules.is_empty() || opts.rules.contains(&r.id)) {
+                    let params = r.bound_params(opts.params.get(&r.id).unwrap_or(&Default::default()))?;
+                    let mine: Vec<&Finding> = findings.iter().filter(|f| f.rule_id == r.id).collect();
+                    write!(out, "{}\n", explain::explain(r, &params, &mine, base.as_deref(), 50))?;
+                }
+            } else {
+                output::write_findings(&mut out, &findings, format)?;
+            }
             if let Some(min) = fail_on {
                 if findings.iter().any(|f| f.severity >= min) {
                     return Ok(ExitCode::from(1));
                 }
+            }
+        }
+        Command::Timeline { lake, entity, setup, format, no_findings } => {
+            let lake = require_lake(&lake)?;
+            let rs = setup.setup()?;
+            let batch = lake.block_on(async {
+                let engine = Engine::open(&lake).await?;
+                engine.register_lists(&rs.rules, &rs.lists)?;
+                let findings = if no_findings { vec![] } else { engine.detect(&rs.rules, &DetectOptions { params: rs.params.clone(), ..Default::default() }).await? };
+                timeline::timeline(&engine, &entity, &findings).await
+            })?;
+            if batch.num_rows() == 0 {
+                eprintln!("nothing in the lake mentions {:?} (addresses, server names, session, call and message ids are matched exactly, ignoring case)", output::terminal_safe(&entity));
+            }
+            output::write_batches(&mut out, &[batch], format)?;
+        }
+        Command::Verify { lake, base, format } => {
+            let lake = require_lake(&lake)?;
+            let checks = lake.verify(base.as_deref())?;
+            if checks.is_empty() {
+                return Err(UserError(format!("{}: the lake records no ingested sources", lake.root().display())));
+            }
+            let bad = checks.iter().filter(|c| !c.state.intact()).count();
+            match format {
+                OutputFormat::Json | OutputFormat::Jsonl => {
+                    let rows: Vec<serde_json::Value> = checks
+                        .iter()
+                        .map(|c| {
+                            serde_json::json!({
+                                "state": c.state.name(), "intact": c.state.intact(), "source_file": c.source_file,
+                                "checked_path": c.checked_path.display().to_string(), "recorded_size": c.recorded_size,
+                                "recorded_sha256": c.recorded_sha256, "ingested_at": mcpf_formats::time::to_rfc3339(c.ingested_at_us),
+                                "note": verify_note(&c.state),
+                            })
+                        })
+                        .collect();
+                    if format == OutputFormat::Json {
+                        serde_json::to_writer_pretty(&mut out, &rows)?;
+                        writeln!(out)?;
+                    } else {
+                        for r in rows {
+                            serde_json::to_writer(&mut out, &r)?;
+                            writeln!(out)?;
+                        }
+                    }
+                }
+                OutputFormat::Table => {
+                    for c in &checks {
+                        writeln!(out, "{:<10} {}  ({} bytes at ingest, sha256 {}…) {}", c.state.name().to_uppercase(), output::terminal_safe(&c.checked_path.display().to_string()), c.recorded_size, &c.recorded_sha256[..c.recorded_sha256.len().min(12)], verify_note(&c.state))?;
+                    }
+                    writeln!(out, "{} source(s): {} intact, {} not", checks.len(), checks.len() - bad, bad)?;
+                }
+                other => return Err(UserError(format!("verify prints table, json or jsonl, not {other:?}"))),
+            }
+            if bad > 0 {
+                return Ok(ExitCode::from(1));
             }
         }
         Command::Sql { lake, format, params, query } => {
@@ -410,6 +534,17 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a verify state means for the analyst.
+fn verify_note(s: &SourceState) -> String {
+    match s {
+        SourceState::Unchanged => String::new(),
+        SourceState::Grown { size } => format!("appended to since ingest (now {size} bytes); the ingested part is intact; ingest again to add the rest"),
+        SourceState::Modified => "the ingested bytes CHANGED since ingest: findings that point into this file may no longer match it".into(),
+        SourceState::Truncated { size } => format!("TRUNCATED to {size} bytes since ingest: evidence past that point is gone from the raw log"),
+        SourceState::Missing { error } => format!("MISSING ({error}); pass --base DIR if it was ingested with a relative path from elsewhere"),
+    }
+}
+
 /// Command-line parameter text → a typed scalar (integer, number, boolean, else text).
 fn datafusion_scalar(v: &str) -> datafusion::scalar::ScalarValue {
     use datafusion::scalar::ScalarValue;
@@ -428,6 +563,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
+        Err(UserError(msg)) if msg == BROKEN_PIPE => ExitCode::SUCCESS,
         Err(UserError(msg)) => {
             eprintln!("error: {}", output::terminal_safe(&msg));
             ExitCode::from(2)

@@ -6,10 +6,14 @@
 //! into [`Finding`]s with a stable id, so scheduled runs can de-duplicate.
 
 pub mod config;
+pub mod explain;
 pub mod fixtures;
 pub mod lists;
+pub mod ocsf;
 pub mod output;
 pub mod rule;
+pub mod store;
+pub mod timeline;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -72,6 +76,13 @@ pub struct Finding {
     pub detail: Option<String>,
     pub evidence_total: u64,
     pub evidence: Vec<Evidence>,
+    /// The rule's file: `embedded:NAME` or a path.
+    pub rule_origin: String,
+    /// The rule's references (ATT&CK, ATLAS, OWASP ids).
+    pub references: Vec<String>,
+    /// The rule's description (for OCSF `finding_info.desc`).
+    #[serde(skip)]
+    pub rule_description: String,
 }
 
 /// Errors with what to do next.
@@ -305,6 +316,9 @@ fn aggregate(rule: &Rule, batches: &[RecordBatch], opts: &DetectOptions) -> Resu
             session,
             detail,
             evidence_total: acc.evidence_total,
+            rule_origin: rule.origin.clone(),
+            references: rule.references.clone(),
+            rule_description: rule.description.clone(),
             evidence: {
                 // In time order, then by position.
                 let mut ev: Vec<Evidence> = acc.evidence.into_iter().collect();

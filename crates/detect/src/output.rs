@@ -20,6 +20,10 @@ pub enum OutputFormat {
     Json,
     Jsonl,
     Csv,
+    /// Findings only: OCSF Detection Finding (class 2004), one JSON object per line.
+    Ocsf,
+    /// Timelines only: JSON Lines that Timesketch imports (message, datetime, timestamp_desc).
+    Timesketch,
 }
 
 impl std::str::FromStr for OutputFormat {
@@ -30,7 +34,9 @@ impl std::str::FromStr for OutputFormat {
             "json" => Ok(OutputFormat::Json),
             "jsonl" => Ok(OutputFormat::Jsonl),
             "csv" => Ok(OutputFormat::Csv),
-            _ => Err(format!("unknown output format {s:?}; expected table, json, jsonl or csv")),
+            "ocsf" => Ok(OutputFormat::Ocsf),
+            "timesketch" => Ok(OutputFormat::Timesketch),
+            _ => Err(format!("unknown output format {s:?}; expected table, json, jsonl, csv, ocsf (findings) or timesketch (timeline)")),
         }
     }
 }
@@ -134,6 +140,14 @@ pub fn write_findings(w: &mut dyn Write, findings: &[Finding], format: OutputFor
             }
             Ok(())
         }
+        OutputFormat::Ocsf => {
+            for f in findings {
+                serde_json::to_writer(&mut *w, &crate::ocsf::detection_finding(f))?;
+                writeln!(w)?;
+            }
+            Ok(())
+        }
+        OutputFormat::Timesketch => Err(io::Error::new(io::ErrorKind::InvalidInput, "--format timesketch is for timelines; for findings use ocsf, json, jsonl, csv or table")),
         OutputFormat::Csv => {
             writeln!(w, "{}", FINDING_COLUMNS.join(","))?;
             for f in findings {
@@ -188,6 +202,18 @@ pub fn write_batches(w: &mut dyn Write, batches: &[RecordBatch], format: OutputF
         }
     };
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    // Numbers and booleans stay JSON numbers and booleans.
+    let literal: Vec<bool> = schema.fields().iter().map(|f| f.data_type().is_numeric() || *f.data_type() == arrow::datatypes::DataType::Boolean).collect();
+    let json_value = |j: usize, v: &Option<String>| -> serde_json::Value {
+        match v {
+            None => serde_json::Value::Null,
+            Some(t) if literal[j] => serde_json::from_str(t).unwrap_or_else(|_| serde_json::Value::String(t.clone())),
+            Some(t) => serde_json::Value::String(t.clone()),
+        }
+    };
+    if format == OutputFormat::Ocsf {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--format ocsf is for findings (detect); for query results use table, json, jsonl or csv"));
+    }
     let mut rows: Vec<Vec<Option<String>>> = Vec::new();
     for b in batches {
         let fmts: Vec<ArrayFormatter> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts)).collect::<Result<_, _>>().map_err(io::Error::other)?;
@@ -196,15 +222,38 @@ pub fn write_batches(w: &mut dyn Write, batches: &[RecordBatch], format: OutputF
         }
     }
     match format {
+        OutputFormat::Ocsf => unreachable!("refused above"),
+        OutputFormat::Timesketch => {
+            // Timesketch's JSONL import needs message, datetime and timestamp_desc;
+            // every other column rides along as an attribute.
+            for want in ["ts", "message", "timestamp_desc"] {
+                if !names.iter().any(|n| n == want) {
+                    return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("--format timesketch needs a column {want:?} (timeline output has it)")));
+                }
+            }
+            for r in &rows {
+                let mut m = serde_json::Map::new();
+                for (j, (n, v)) in names.iter().zip(r).enumerate() {
+                    let v = json_value(j, v);
+                    if n == "ts" {
+                        let text = v.as_str().unwrap_or_default().to_string();
+                        let micros = mcpf_formats::time::parse_rfc3339(&text);
+                        m.insert("datetime".into(), serde_json::Value::String(micros.map(mcpf_formats::time::to_rfc3339).unwrap_or(text)));
+                        m.insert("timestamp".into(), micros.map(serde_json::Value::from).unwrap_or(serde_json::Value::Null));
+                    } else {
+                        m.insert(n.clone(), v);
+                    }
+                }
+                serde_json::to_writer(&mut *w, &serde_json::Value::Object(m))?;
+                writeln!(w)?;
+            }
+            Ok(())
+        }
         OutputFormat::Json | OutputFormat::Jsonl => {
             let objs: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| {
-                    let m: serde_json::Map<String, serde_json::Value> = names
-                        .iter()
-                        .zip(r)
-                        .map(|(n, v)| (n.clone(), v.clone().map(serde_json::Value::String).unwrap_or(serde_json::Value::Null)))
-                        .collect();
+                    let m: serde_json::Map<String, serde_json::Value> = names.iter().zip(r).enumerate().map(|(j, (n, v))| (n.clone(), json_value(j, v))).collect();
                     serde_json::Value::Object(m)
                 })
                 .collect();

@@ -141,6 +141,8 @@ struct RuleFile {
     parameters: BTreeMap<String, ParamSpec>,
     #[serde(default)]
     lists: BTreeMap<String, String>,
+    #[serde(default)]
+    sensitive: bool,
     query: QuerySpec,
     #[serde(default)]
     tests: Vec<RuleTest>,
@@ -158,6 +160,8 @@ pub struct Rule {
     pub parameters: BTreeMap<String, ParamSpec>,
     /// Lists the query reads as tables `list_NAME` (name -> what belongs on it).
     pub lists: BTreeMap<String, String>,
+    /// The rule's matches are secrets: `--explain` does not print raw lines.
+    pub sensitive: bool,
     pub sql: String,
     /// Positive and negative fixtures.
     pub tests: Vec<RuleTest>,
@@ -238,6 +242,7 @@ impl Rule {
             entities: f.entities,
             parameters: f.parameters,
             lists: f.lists,
+            sensitive: f.sensitive,
             sql: f.query.sql,
             tests: f.tests,
             origin: origin.to_string(),

@@ -571,6 +571,120 @@ impl Lake {
     }
 }
 
+/// What `verify` found for one recorded source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceState {
+    /// Same bytes as at the last ingest.
+    Unchanged,
+    /// Bytes were appended; everything ingested is intact.
+    Grown { size: u64 },
+    /// The ingested bytes changed (same length or longer, different content).
+    Modified,
+    /// The file is shorter than what was ingested.
+    Truncated { size: u64 },
+    /// The file is gone (or unreadable).
+    Missing { error: String },
+}
+
+impl SourceState {
+    /// Whether the ingested bytes are still there, unchanged.
+    pub fn intact(&self) -> bool {
+        matches!(self, SourceState::Unchanged | SourceState::Grown { .. })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceState::Unchanged => "unchanged",
+            SourceState::Grown { .. } => "grown",
+            SourceState::Modified => "modified",
+            SourceState::Truncated { .. } => "truncated",
+            SourceState::Missing { .. } => "missing",
+        }
+    }
+}
+
+/// One recorded source, re-fingerprinted.
+#[derive(Debug, Clone)]
+pub struct SourceCheck {
+    /// The path as recorded at ingest.
+    pub source_file: String,
+    /// Where it was looked for (the recorded path, or resolved under a base folder).
+    pub checked_path: PathBuf,
+    pub recorded_sha256: String,
+    pub recorded_size: u64,
+    /// When it was last ingested (UTC micros).
+    pub ingested_at_us: i64,
+    pub state: SourceState,
+}
+
+impl Lake {
+    /// Append one batch to a table in one commit. For tables written outside
+    /// ingest (the `_findings` record of scheduled detect runs).
+    pub fn append(&self, t: Table, batch: arrow::record_batch::RecordBatch) -> Result<()> {
+        self.rt.block_on(async {
+            let mut table = self.ensure_table(t).await?;
+            let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("level"))).build();
+            let mut w = RecordBatchWriter::for_table(&table).map_err(|e| self.lake_err(e))?.with_writer_properties(props);
+            w.write(batch).await.map_err(|e| self.lake_err(format!("writing {}: {e}", t.name())))?;
+            w.flush_and_commit(&mut table).await.map_err(|e| self.lake_err(format!("committing {}: {e}", t.name())))?;
+            Ok(())
+        })
+    }
+
+    /// Re-fingerprint every source `_ingest_log` records (its latest, longest
+    /// ingest) and say whether the raw bytes behind the lake are still there
+    /// unchanged. The raw logs are evidence: an attacker who can edit them can
+    /// make findings point at lines that no longer say what they said.
+    /// Relative paths are looked up under `base` when given.
+    pub fn verify(&self, base: Option<&Path>) -> Result<Vec<SourceCheck>> {
+        let batches = self.rt.block_on(self.query_ingest_log(
+            "SELECT source_file, source_sha256, source_size, CAST(ts AS BIGINT) AS ts_us FROM l ORDER BY source_file, source_size, ts",
+        ))?;
+        let mut latest: BTreeMap<String, (String, u64, i64)> = BTreeMap::new();
+        for b in &batches {
+            let cast = |i: usize, t: &arrow::datatypes::DataType| arrow::compute::cast(b.column(i), t).map_err(|e| self.lake_err(e));
+            let file = cast(0, &arrow::datatypes::DataType::Utf8)?;
+            let sha = cast(1, &arrow::datatypes::DataType::Utf8)?;
+            let size = cast(2, &arrow::datatypes::DataType::Int64)?;
+            let ts = cast(3, &arrow::datatypes::DataType::Int64)?;
+            let file = file.as_any().downcast_ref::<arrow::array::StringArray>().expect("utf8");
+            let sha = sha.as_any().downcast_ref::<arrow::array::StringArray>().expect("utf8");
+            let size = size.as_any().downcast_ref::<arrow::array::Int64Array>().expect("i64");
+            let ts = ts.as_any().downcast_ref::<arrow::array::Int64Array>().expect("i64");
+            for i in 0..b.num_rows() {
+                // Ordered by size then time: the last record of a file is its longest, latest ingest.
+                latest.insert(file.value(i).to_string(), (sha.value(i).to_string(), size.value(i).max(0) as u64, ts.value(i)));
+            }
+        }
+        let mut out = Vec::new();
+        for (source_file, (recorded_sha256, recorded_size, ingested_at_us)) in latest {
+            let recorded = PathBuf::from(&source_file);
+            let checked_path = match base {
+                Some(b) if recorded.is_relative() => b.join(&recorded),
+                _ => recorded,
+            };
+            let state = match fs::metadata(&checked_path) {
+                Err(e) => SourceState::Missing { error: e.to_string() },
+                Ok(m) if m.len() < recorded_size => SourceState::Truncated { size: m.len() },
+                Ok(m) => match fingerprint(&checked_path, Some(recorded_size)) {
+                    Err(e) => SourceState::Missing { error: e.to_string() },
+                    Ok((whole, prefix, _)) => {
+                        if m.len() == recorded_size {
+                            if whole == recorded_sha256 { SourceState::Unchanged } else { SourceState::Modified }
+                        } else if prefix.as_deref() == Some(recorded_sha256.as_str()) {
+                            SourceState::Grown { size: m.len() }
+                        } else {
+                            SourceState::Modified
+                        }
+                    }
+                },
+            };
+            out.push(SourceCheck { source_file, checked_path, recorded_sha256, recorded_size, ingested_at_us, state });
+        }
+        Ok(out)
+    }
+}
+
 /// A file no parser recognised: every line is counted as skipped.
 fn count_unrecognized(path: &Path, from: u64) -> std::io::Result<SourceStats> {
     let (reader, _) = mcpf_formats::source::open_decompressed(path)?;

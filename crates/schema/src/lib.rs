@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The columns every row carries so that a finding can be followed back to the
 /// exact bytes of the raw log it came from.
@@ -86,10 +86,11 @@ pub enum Table {
     MailDeliveries,
     Rejects,
     IngestLog,
+    Findings,
 }
 
 impl Table {
-    pub const ALL: [Table; 10] = [
+    pub const ALL: [Table; 11] = [
         Table::McpMessages,
         Table::McpSessions,
         Table::McpServerConfigs,
@@ -100,6 +101,7 @@ impl Table {
         Table::MailDeliveries,
         Table::Rejects,
         Table::IngestLog,
+        Table::Findings,
     ];
 
     /// The normalized (non-bookkeeping) tables rules query.
@@ -127,6 +129,7 @@ impl Table {
             Table::MailDeliveries => "mail_deliveries",
             Table::Rejects => "_rejects",
             Table::IngestLog => "_ingest_log",
+            Table::Findings => "_findings",
         }
     }
 
@@ -147,6 +150,7 @@ impl Table {
             Table::MailDeliveries => "One row per message x envelope recipient x delivery attempt: what really left.",
             Table::Rejects => "Input the parsers could not read, with the reason and the raw bytes (bounded).",
             Table::IngestLog => "One row per source per ingest run: fingerprint, line accounting, rows per table.",
+            Table::Findings => "Findings recorded by detect --record / --new-only: one row per finding when new or changed (for scheduled runs).",
         }
     }
 
@@ -313,6 +317,27 @@ impl Table {
                 col("rows_json", Utf8, false, "JSON object: table -> rows written."),
                 col("duration_ms", Float64, false, "Wall time of parsing this source."),
                 col("tool_version", Utf8, false, "mcp-forensics version that ingested it."),
+            ],
+            Table::Findings => vec![
+                col("ts", Timestamp, false, "When the detect run recorded the finding (UTC)."),
+                DATE,
+                col("finding_id", Utf8, false, "Stable id: the same rule and key give the same id in every run."),
+                col("rule_id", Utf8, false, "The rule that found it."),
+                col("severity", Utf8, false, "info, low, medium, high or critical."),
+                col("title", Utf8, false, "The rule's title."),
+                col("key", Utf8, false, "What makes it one finding (e.g. the address, or address <- sender)."),
+                col("first_seen", Timestamp, false, "Earliest counted evidence."),
+                col("last_seen", Timestamp, false, "Latest counted evidence."),
+                col("count", Int64, false, "Distinct counted units (messages, sessions, calls) so far."),
+                col("address", Utf8, true, "Entity: e-mail address."),
+                col("sender", Utf8, true, "Entity: envelope sender."),
+                col("server", Utf8, true, "Entity: MCP server name."),
+                col("version", Utf8, true, "Entity: server / package version."),
+                col("session", Utf8, true, "Entity: MCP session id."),
+                col("detail", Utf8, true, "One human sentence from the earliest evidence."),
+                col("evidence_total", Int64, false, "Evidence rows behind the finding."),
+                col("evidence_json", Utf8, false, "Evidence locations as a JSON array (bounded by the detect engine)."),
+                col("rule_origin", Utf8, false, "embedded:FILE or the path of a user rule file."),
             ],
         };
         // The ingest log is about sources; its own provenance is the source itself.
