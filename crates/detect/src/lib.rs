@@ -187,8 +187,22 @@ impl Engine {
         df.collect().await.map_err(|e| err(format!("query failed: {e}")))
     }
 
+    /// Lists a rule declares but nobody registered are registered empty, so
+    /// a caller that has no lists still runs every rule.
+    fn ensure_lists(&self, rule: &Rule) -> Result<()> {
+        for name in rule.lists.keys() {
+            let table = format!("list_{name}");
+            if !self.ctx.table_exist(table.as_str()).map_err(err)? {
+                let mem = MemTable::try_new(lists::list_schema(), vec![vec![]]).map_err(err)?;
+                self.ctx.register_table(table.as_str(), Arc::new(mem)).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Run one rule and return its findings.
     pub async fn run_rule(&self, rule: &Rule, opts: &DetectOptions) -> Result<Vec<Finding>> {
+        self.ensure_lists(rule)?;
         let overrides = opts.params.get(&rule.id).cloned().unwrap_or_default();
         let params = rule.bound_params(&overrides).map_err(err)?;
         let batches = self.sql(&rule.sql, params).await.map_err(|e| err(format!("rule {} ({}): {e}", rule.id, rule.origin)))?;

@@ -26,6 +26,16 @@ fn severity_id(s: Severity) -> (u8, &'static str) {
     }
 }
 
+/// Names of the parent techniques of the sub-techniques rules cite (a rule's
+/// reference names only its sub-technique; OCSF wants the parent's name too).
+const PARENT_TECHNIQUES: &[(&str, &str)] = &[
+    ("T1078", "Valid Accounts"),
+    ("T1114", "Email Collection"),
+    ("T1195", "Supply Chain Compromise"),
+    ("T1552", "Unsecured Credentials"),
+    ("T1567", "Exfiltration Over Web Service"),
+];
+
 /// "ATT&CK T1114.003 (Email Forwarding Rule)" -> an OCSF attack object.
 fn attack_of(reference: &str) -> Option<Value> {
     let rest = reference.strip_prefix("ATT&CK ")?;
@@ -38,10 +48,13 @@ fn attack_of(reference: &str) -> Option<Value> {
     }
     let url = |t: &str| format!("https://attack.mitre.org/techniques/{}/", t.replace('.', "/"));
     Some(match id.split_once('.') {
-        Some((parent, _)) => json!({
-            "technique": {"uid": parent, "src_url": url(parent)},
-            "sub_technique": {"uid": id, "name": name, "src_url": url(id)},
-        }),
+        Some((parent, _)) => {
+            let mut a = json!({"sub_technique": {"uid": id, "name": name, "src_url": url(id)}});
+            if let Some((_, pname)) = PARENT_TECHNIQUES.iter().find(|(p, _)| *p == parent) {
+                a["technique"] = json!({"uid": parent, "name": pname, "src_url": url(parent)});
+            }
+            a
+        }
         None => json!({"technique": {"uid": id, "name": name, "src_url": url(id)}}),
     })
 }
@@ -129,4 +142,24 @@ pub fn detection_finding(f: &Finding) -> Value {
         event["observables"] = json!(observables);
     }
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cited_sub_technique_has_its_parent_named() {
+        for r in crate::embedded_rules() {
+            for reference in &r.references {
+                if let Some(a) = attack_of(reference) {
+                    assert!(a.get("technique").is_some(), "{}: add the parent of {reference:?} to PARENT_TECHNIQUES", r.id);
+                }
+            }
+        }
+        let a = attack_of("ATT&CK T1114.003 (Email Forwarding Rule)").unwrap();
+        assert_eq!(a["technique"]["name"], "Email Collection");
+        assert_eq!(a["sub_technique"]["src_url"], "https://attack.mitre.org/techniques/T1114/003/");
+        assert!(attack_of("OWASP LLM03:2025 Supply Chain").is_none());
+    }
 }

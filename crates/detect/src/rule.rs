@@ -341,7 +341,8 @@ mod tests {
 
     #[test]
     fn params_are_typed() {
-        let r = &embedded_rules()[1];
+        let rules = embedded_rules();
+        let r = rules.iter().find(|r| r.id == "mail.constant_bcc").unwrap();
         let mut o = BTreeMap::new();
         o.insert("min_share".to_string(), "abc".to_string());
         assert!(r.bound_params(&o).unwrap_err().contains("expected a number"));
