@@ -565,7 +565,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(UserError(msg)) if msg == BROKEN_PIPE => ExitCode::SUCCESS,
         Err(UserError(msg)) => {
-            eprintln!("error: {}", output::terminal_safe(&msg));
+            eprintln!("error: {}", output::terminal_safe_block(&msg));
             ExitCode::from(2)
         }
     }
