@@ -9,10 +9,12 @@
    the agent's mail.
 2. Times `mcp-forensics ingest` (release build) into a fresh lake: wall time,
    MB/s and peak RSS at both sizes (memory must not grow with input).
-3. Runs the two mail rules over the same lake twice: by `mcp-forensics detect
-   --rule` (DataFusion over Delta) and by DuckDB executing the *same SQL text*
-   with the same bound parameters over the same Parquet files. Medians of
-   `--repeat` runs and the ratio are printed as a table.
+3. Runs every rule of the catalogue over the same lake twice: by
+   `mcp-forensics detect --rule` (DataFusion over Delta) and by DuckDB
+   executing the *same SQL text* with the same bound parameters over the same
+   Parquet files (where DuckDB's dialect accepts it), then the whole catalogue
+   in one `detect`. Medians of `--repeat` runs and the ratio are printed as a
+   table.
 """
 from __future__ import annotations
 
@@ -48,6 +50,14 @@ def generate(out: Path, messages: int, seed: int = 1) -> dict:
     with open(out / "postfix" / "mail.log", "w") as mail, open(out / "wire" / "agent.jsonl", "w") as wire:
         pending: list[list[str]] = []  # message blocks, emitted interleaved
         rpc = 0
+        session = None
+
+        def initialize(iso: str, sid: str, version: str) -> None:
+            req = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "agent", "version": "1"}}}
+            res = {"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": {"name": "mailer", "version": version}}}
+            for d, m in (("client_to_server", req), ("server_to_client", res)):
+                wire.write(json.dumps({"ts": iso, "direction": d, "server": "mailer", "session": sid, "message": m}, separators=(",", ":")) + "\n")
+
         for n in range(messages):
             t = start + span * (n / messages)
             stamp = f"{t:%b} {t.day:>2} {t:%H:%M:%S}"  # syslog pads the day with a space
@@ -62,10 +72,15 @@ def generate(out: Path, messages: int, seed: int = 1) -> dict:
                 rpc += 1
                 agent_calls += 1
                 iso = t.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                # The server is upgraded (serverInfo 1.0.15 -> 1.0.16) when the Bcc starts.
+                want = "s2" if n > messages * 0.7 else "s1"
+                if session != want:
+                    session = want
+                    initialize(iso, want, "1.0.16" if want == "s2" else "1.0.15")
                 req = {"jsonrpc": "2.0", "id": rpc, "method": "tools/call", "params": {"name": "sendEmail", "arguments": {"to": ", ".join(rcpts), "subject": "s", "textBody": "b", "sender": sender}}}
                 res = {"jsonrpc": "2.0", "id": rpc, "result": {"content": [{"type": "text", "text": f"Email sent successfully!\nMessageID: {mid}"}], "isError": False}}
                 for d, m in (("client_to_server", req), ("server_to_client", res)):
-                    wire.write(json.dumps({"ts": iso, "direction": d, "server": "mailer", "session": "s1", "message": m}, separators=(",", ":")) + "\n")
+                    wire.write(json.dumps({"ts": iso, "direction": d, "server": "mailer", "session": session, "message": m}, separators=(",", ":")) + "\n")
             pid = 1000 + n % 500
             block = [
                 f"{stamp} mx1 postfix/smtpd[{pid}]: connect from client{n % 50}.corp.example[10.0.{n % 250}.{n % 200}]",
@@ -99,12 +114,27 @@ def peak_rss(cmd: list[str]) -> int:
     return ru.ru_maxrss
 
 
-def duckdb_rule(con, lake: Path, rule_file: Path) -> float:
-    rule = tomllib.loads(rule_file.read_text())
+def duckdb_rule(con, rule: dict) -> float:
     params = {k: v["default"] for k, v in rule.get("parameters", {}).items()}
     t0 = time.perf_counter()
     con.execute(rule["query"]["sql"], params).fetchall()
     return time.perf_counter() - t0
+
+
+DUCK_TYPES = {"string": "VARCHAR", "long": "BIGINT", "double": "DOUBLE", "boolean": "BOOLEAN", "timestamp": "TIMESTAMPTZ"}
+
+
+def duckdb_tables(con, lake: Path) -> None:
+    """Every lake table as a DuckDB view over its Parquet files, or an empty
+    table of the same columns (from the Delta log's schema) when it has none."""
+    for t in sorted(p for p in lake.iterdir() if (p / "_delta_log").is_dir()):
+        if any(t.glob("*/*.parquet")):
+            con.execute(f"CREATE VIEW {t.name} AS SELECT * FROM read_parquet('{t}/*/*.parquet', hive_partitioning = true)")
+            continue
+        first = sorted((t / "_delta_log").glob("*.json"))[0]
+        meta = next(json.loads(l)["metaData"] for l in first.read_text().splitlines() if "metaData" in l)
+        cols = ", ".join(f'"{f["name"]}" {DUCK_TYPES[f["type"]]}' for f in json.loads(meta["schemaString"])["fields"])
+        con.execute(f"CREATE TABLE {t.name} ({cols})")
 
 
 def main() -> None:
@@ -133,28 +163,42 @@ def main() -> None:
             rows.append(("ingest", f"{n:,} msgs, {mb:.0f} MB", statistics.median(walls), f"{mb / statistics.median(walls):.1f} MB/s", f"peak RSS {max(rss) / 1024:.0f} MiB", ""))
 
             con = duckdb.connect()
-            for t in sorted(p.name for p in lake.iterdir() if any(p.glob("*/*.parquet"))):
-                con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{lake}/{t}/*/*.parquet', hive_partitioning = true)")
-            for rule in ["mail.constant_bcc", "mail.unintended_recipient"]:
-                rf = ROOT / "crates/detect/rules" / f"{rule}.toml"
+            duckdb_tables(con, lake)
+            rule_files = sorted((ROOT / "crates/detect/rules").glob("*.toml"))
+            for rf in rule_files:
+                rule = tomllib.loads(rf.read_text())
+                for name in rule.get("lists", {}):
+                    con.execute(f"CREATE TABLE IF NOT EXISTS list_{name} (value VARCHAR, raw VARCHAR, source_file VARCHAR, source_line BIGINT)")
+            for rf in rule_files:
+                rule = tomllib.loads(rf.read_text())
+                rid = rule["id"]
                 ours = []
                 for _ in range(a.repeat):
                     t0 = time.perf_counter()
-                    subprocess.run([a.bin, "detect", "--lake", str(lake), "--rule", rule, "--format", "jsonl"], check=True, stdout=subprocess.DEVNULL)
+                    subprocess.run([a.bin, "detect", "--lake", str(lake), "--rule", rid, "--format", "jsonl"], check=True, stdout=subprocess.DEVNULL)
                     ours.append(time.perf_counter() - t0)
-                theirs = [duckdb_rule(con, lake, rf) for _ in range(a.repeat)]
-                found = subprocess.run([a.bin, "detect", "--lake", str(lake), "--rule", rule, "--format", "jsonl"], check=True, capture_output=True, text=True).stdout.count("\n")
-                print(f"  measured {rule} on {n:,} messages: ours {statistics.median(ours):.3f} s, DuckDB {statistics.median(theirs):.3f} s", file=sys.stderr, flush=True)
-                rows.append((rule, f"{n:,} msgs", statistics.median(ours), f"DuckDB {statistics.median(theirs):.3f} s",
-                             f"ratio {statistics.median(ours) / statistics.median(theirs):.2f}x", f"{found} finding(s)"))
+                try:
+                    theirs = f"DuckDB {statistics.median([duckdb_rule(con, rule) for _ in range(a.repeat)]):.3f} s"
+                    ratio = f"ratio {statistics.median(ours) / float(theirs.split()[1]):.2f}x"
+                except duckdb.Error as e:
+                    theirs, ratio = "DuckDB n/a", f"({type(e).__name__}: dialect)"
+                found = subprocess.run([a.bin, "detect", "--lake", str(lake), "--rule", rid, "--format", "jsonl"], check=True, capture_output=True, text=True).stdout.count("\n")
+                print(f"  measured {rid} on {n:,} messages: ours {statistics.median(ours):.3f} s, {theirs}", file=sys.stderr, flush=True)
+                rows.append((rid, f"{n:,} msgs", statistics.median(ours), theirs, ratio, f"{found} finding(s)"))
+            whole = []
+            for _ in range(a.repeat):
+                t0 = time.perf_counter()
+                r = subprocess.run([a.bin, "detect", "--lake", str(lake), "--format", "jsonl"], check=True, capture_output=True, text=True)
+                whole.append(time.perf_counter() - t0)
+            rows.append(("whole catalogue (detect)", f"{n:,} msgs", statistics.median(whole), f"{len(rule_files)} rules", "", f"{r.stdout.count(chr(10))} finding(s)"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print(f"\nmcp-forensics bench ({a.repeat} runs each, medians; {os.cpu_count()} cores)\n")
-    print(f"| {'what':<26} | {'data':<22} | {'median s':>9} | {'':<20} | {'':<20} | {'':<14} |")
-    print(f"|{'-' * 28}|{'-' * 24}|{'-' * 11}|{'-' * 22}|{'-' * 22}|{'-' * 16}|")
+    print(f"| {'what':<32} | {'data':<22} | {'median s':>9} | {'':<20} | {'':<20} | {'':<14} |")
+    print(f"|{'-' * 34}|{'-' * 24}|{'-' * 11}|{'-' * 22}|{'-' * 22}|{'-' * 16}|")
     for r in rows:
-        print(f"| {r[0]:<26} | {r[1]:<22} | {r[2]:>9.3f} | {r[3]:<20} | {r[4]:<20} | {r[5]:<14} |")
+        print(f"| {r[0]:<32} | {r[1]:<22} | {r[2]:>9.3f} | {r[3]:<20} | {r[4]:<20} | {r[5]:<14} |")
     print("\nmcp-forensics times are whole commands (process start, Delta log, query); DuckDB times are the query alone in-process, "
           "over the same Parquet files (read_parquet, which ignores the Delta log: equal for an append-only lake).")
 
