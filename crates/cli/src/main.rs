@@ -114,6 +114,9 @@ enum Command {
         /// Bind a named parameter: NAME=VALUE (text; use $NAME in the query).
         #[arg(long = "param")]
         params: Vec<String>,
+        /// Folder of lists (NAME.txt becomes table list_NAME); the rules' lists exist empty without it.
+        #[arg(long)]
+        lists: Option<PathBuf>,
         query: String,
     },
     /// List the lake's tables with row counts (and columns with -v).
@@ -411,7 +414,11 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Sql { lake, format, params, query } => {
+        Command::Sql { lake, format, params, lists, query } => {
+            let lists = match &lists {
+                Some(d) => mcpf_detect::Lists::load_dir(d)?,
+                None => mcpf_detect::Lists::default(),
+            };
             let lake = require_lake(&lake)?;
             let mut bound = Vec::new();
             for p in &params {
@@ -420,6 +427,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             }
             let batches = lake.block_on(async {
                 let engine = Engine::open(&lake).await?;
+                engine.register_lists(&mcpf_detect::embedded_rules(), &lists)?;
                 engine.sql(&query, bound).await
             })?;
             output::write_batches(&mut out, &batches, format)?;
@@ -492,7 +500,11 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             }
         }
         Command::Demo { format, lake, samples } => {
-            let samples = samples.unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample-logs")));
+            // ./sample-logs first (a checkout's root), then the checkout this binary was built from.
+            let samples = samples.unwrap_or_else(|| {
+                let here = PathBuf::from("sample-logs");
+                if here.is_dir() { here } else { PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sample-logs")) }
+            });
             if !samples.is_dir() {
                 return Err(UserError(format!("{}: sample-logs directory not found; pass --samples DIR", samples.display())));
             }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod explain;
 pub mod fixtures;
 pub mod lists;
+pub mod materialize;
 pub mod ocsf;
 pub mod output;
 pub mod rule;
@@ -180,11 +181,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Run SQL with named parameters bound (`$name`), never pasted.
+    /// Run SQL with named parameters bound (`$name`), never pasted; CTEs
+    /// referenced more than once are computed once (see [`materialize`]).
     pub async fn sql(&self, sql: &str, params: Vec<(String, ScalarValue)>) -> Result<Vec<RecordBatch>> {
-        let df = self.ctx.sql(sql).await.map_err(|e| err(format!("SQL error: {e}")))?;
-        let df = if params.is_empty() { df } else { df.with_param_values(params).map_err(|e| err(format!("parameter error: {e}")))? };
-        df.collect().await.map_err(|e| err(format!("query failed: {e}")))
+        materialize::run(&self.ctx, sql, &params).await
     }
 
     /// Lists a rule declares but nobody registered are registered empty, so

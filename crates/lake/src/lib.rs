@@ -336,7 +336,10 @@ impl Lake {
 
     /// A DataFusion context with every existing table registered.
     pub async fn session(&self) -> Result<SessionContext> {
-        let ctx = SessionContext::new();
+        // Rules scan whole tables; reading each file's page index only adds
+        // I/O (measured: 3.5 s -> 2.8 s on the 20k-message benchmark rule).
+        let config = deltalake::datafusion::prelude::SessionConfig::new().set_bool("datafusion.execution.parquet.enable_page_index", false);
+        let ctx = SessionContext::new_with_config(config);
         for t in Table::ALL {
             if let Some(table) = self.load_table(t).await? {
                 let provider = table.table_provider().await.map_err(|e| self.lake_err(e))?;
