@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run every test: Rust unit and integration tests, then the end-to-end tests
-# that start a real Postfix (+ smtp-sink) and the MCP SDK client and server.
+# Run every test: Rust unit and integration tests; the end-to-end tests that
+# start a real Postfix (+ smtp-sink) and the MCP SDK client and server; the
+# Python bindings (built with maturin) and the notebooks.
 # Does its own set-up (scripts/setup.sh). Build cache: $CARGO_TARGET_DIR
 # (default ~/.cache/mcp-forensics/target, outside the checkout).
 set -euo pipefail
@@ -12,7 +13,22 @@ export CARGO_TERM_COLOR=never
 echo "== cargo test (workspace)"
 cargo test --workspace --locked 2>&1
 
-echo "== end-to-end (real Postfix, MCP SDK)"
-cargo build --locked -p mcp-forensics 2>&1
+# --workspace: the same features as the tests and the Python extension, so
+# DataFusion and its dependencies are compiled once for all three.
+cargo build --locked --workspace --bins 2>&1
 export MCPF_BIN="$CARGO_TARGET_DIR/debug/mcp-forensics"
+
+echo "== Python extension (maturin wheel, installed into .venv)"
+export MCPF_WHEEL_DIR="$CARGO_TARGET_DIR/wheels"
+rm -f "$MCPF_WHEEL_DIR"/mcp_forensics-*.whl
+.venv/bin/maturin build --locked -m python/Cargo.toml -o "$MCPF_WHEEL_DIR" 2>&1
+.venv/bin/python -m pip install -q --disable-pip-version-check --force-reinstall --no-deps "$MCPF_WHEEL_DIR"/mcp_forensics-*.whl
+
+echo "== end-to-end (real Postfix, MCP SDK)"
 .venv/bin/python -m pytest -q tests
+
+echo "== Python bindings (pytest python/tests)"
+.venv/bin/python -m pytest -q python/tests
+
+echo "== notebooks (executed with nbmake)"
+.venv/bin/python -m pytest -q --nbmake notebooks

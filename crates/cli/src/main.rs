@@ -12,10 +12,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mcpf_detect::output::{self, OutputFormat};
 use mcpf_detect::config::RuleSetup;
-use mcpf_detect::{explain, fixtures, load_rules, store, timeline, DetectConfig, DetectOptions, Engine, Finding, Rule, Severity};
+use mcpf_detect::{explain, fixtures, load_rules, ops, DetectConfig, DetectOptions, Engine, Finding, Rule, Severity};
 use mcpf_formats::Format;
-use mcpf_lake::{IngestOptions, IngestSummary, Lake, SourceAction, SourceState};
-use mcpf_schema::Table;
+use mcpf_lake::{IngestOptions, IngestSummary, Lake, SourceState};
 
 #[derive(Parser)]
 #[command(name = "mcp-forensics", version, about = "Join MCP traces (what agents asked) with mail logs (what left) and detect the difference.")]
@@ -207,76 +206,11 @@ impl<E: std::fmt::Display + 'static> From<E> for UserError {
 }
 
 fn parse_time(s: &str, what: &str) -> Result<i64, UserError> {
-    if let Some(t) = mcpf_formats::time::parse_rfc3339(s) {
-        return Ok(t);
-    }
-    if let Some(t) = mcpf_formats::time::parse_naive_utc(&format!("{s} 00:00:00")) {
-        return Ok(t);
-    }
-    Err(UserError(format!("{what} {s:?}: expected an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)")))
+    mcpf_formats::time::parse_time_bound(s).ok_or_else(|| UserError(format!("{what} {s:?}: expected an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)")))
 }
 
 fn print_summary(s: &IngestSummary, verbose: bool) {
-    let mut err = io::stderr().lock();
-    let t = s.totals();
-    let new = s.sources.iter().filter(|x| x.action != SourceAction::AlreadyIngested).count();
-    let already = s.sources.len() - new;
-    for r in &s.recovered {
-        let _ = writeln!(err, "recovered: {r}");
-    }
-    if verbose {
-        for src in &s.sources {
-            let action = match &src.action {
-                SourceAction::Full => "ingested".to_string(),
-                SourceAction::Resumed(o) => format!("grown, from byte {o}"),
-                SourceAction::AlreadyIngested => "already ingested".to_string(),
-            };
-            let _ = writeln!(
-                err,
-                "  {} [{}] {action}: {} lines = {} parsed + {} rejected + {} skipped",
-                output::terminal_safe(&src.path.display().to_string()),
-                src.format.map(|f| f.name()).unwrap_or("unrecognized"),
-                src.stats.lines,
-                src.stats.parsed,
-                src.stats.rejected,
-                src.stats.skipped
-            );
-        }
-    }
-    let secs = (s.duration_ms / 1000.0).max(1e-9);
-    let _ = writeln!(
-        err,
-        "ingest {}: {} files ({} new, {} already ingested), {:.2} MB in {:.2}s ({:.1} MB/s)",
-        s.ingest_id,
-        s.sources.len(),
-        new,
-        already,
-        s.bytes as f64 / 1e6,
-        secs,
-        s.bytes as f64 / 1e6 / secs
-    );
-    let _ = writeln!(err, "lines: {} = {} parsed + {} rejected + {} skipped", t.lines, t.parsed, t.rejected, t.skipped);
-    for (table, n) in &s.rows {
-        let _ = writeln!(err, "  {table:<20} {n:>10} rows");
-    }
-    if !t.skipped_reasons.is_empty() {
-        let _ = writeln!(err, "skipped lines by reason:");
-        let mut reasons: Vec<_> = t.skipped_reasons.iter().collect();
-        reasons.sort_by(|a, b| b.1.cmp(a.1));
-        for (reason, n) in reasons {
-            let _ = writeln!(err, "  {n:>10}  {reason}");
-        }
-    }
-    if t.rejected > 0 {
-        let _ = writeln!(err, "{} rejected lines are in the _rejects table with their reason: mcp-forensics sql --lake DIR \"SELECT source_file, source_line, reason FROM _rejects\"", t.rejected);
-    }
-    let unrecognized: Vec<_> = s.sources.iter().filter(|x| x.format.is_none() && x.action != SourceAction::AlreadyIngested).collect();
-    if !unrecognized.is_empty() {
-        let _ = writeln!(err, "warning: {} files matched no format and were counted as skipped (force a parser with --format):", unrecognized.len());
-        for u in unrecognized.iter().take(10) {
-            let _ = writeln!(err, "  {}", output::terminal_safe(&u.path.display().to_string()));
-        }
-    }
+    let _ = write!(io::stderr().lock(), "{}", output::terminal_safe_block(&s.report(verbose)));
 }
 
 /// A rule in full, as `rules show` prints it.
@@ -318,7 +252,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
     match cli.command {
         Command::Ingest { lake, format, year, verbose, paths } => {
             let lake = Lake::open(&lake)?;
-            let s = lake.ingest(&paths, &IngestOptions { format, year })?;
+            let s = lake.ingest(&paths, &IngestOptions { format, year, ..Default::default() })?;
             print_summary(&s, verbose);
         }
         Command::Detect { lake, since, until, rules, setup, format, fail_on, new_only, record, explain, base } => {
@@ -330,19 +264,12 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                 since_us: since.as_deref().map(|s| parse_time(s, "--since")).transpose()?,
                 until_us: until.as_deref().map(|s| parse_time(s, "--until")).transpose()?,
             };
-            let keep_record = new_only || record;
-            let (all, before) = lake.block_on(async {
-                let engine = Engine::open(&lake).await?;
-                engine.register_lists(&rs.rules, &rs.lists)?;
-                let findings = engine.detect(&rs.rules, &opts).await?;
-                let before = if keep_record { store::recorded(&engine).await? } else { Default::default() };
-                Ok::<_, mcpf_detect::DetectError>((findings, before))
-            })?;
-            if keep_record {
-                let n = store::record(&lake, &all, &before)?;
-                eprintln!("recorded {n} new or changed finding(s) in _findings ({} known before this run)", before.len());
+            let req = ops::DetectRequest { options: opts.clone(), record, new_only };
+            let outcome = ops::detect(&lake, &rs, &req, None)?;
+            if new_only || record {
+                eprintln!("recorded {} new or changed finding(s) in _findings ({} known before this run)", outcome.recorded, outcome.known_before);
             }
-            let findings = if new_only { store::only_new(all, &before) } else { all };
+            let findings = outcome.findings;
             if explain {
                 for r in rs.rules.iter().filter(|r| opts.rules.is_empty() || opts.rules.contains(&r.id)) {
                     let params = r.bound_params(opts.params.get(&r.id).unwrap_or(&Default::default()))?;
@@ -361,12 +288,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
         Command::Timeline { lake, entity, setup, format, no_findings } => {
             let lake = require_lake(&lake)?;
             let rs = setup.setup()?;
-            let batch = lake.block_on(async {
-                let engine = Engine::open(&lake).await?;
-                engine.register_lists(&rs.rules, &rs.lists)?;
-                let findings = if no_findings { vec![] } else { engine.detect(&rs.rules, &DetectOptions { params: rs.params.clone(), ..Default::default() }).await? };
-                timeline::timeline(&engine, &entity, &findings).await
-            })?;
+            let batch = ops::timeline(&lake, &rs, &entity, !no_findings, None)?;
             if batch.num_rows() == 0 {
                 eprintln!("nothing in the lake mentions {:?} (addresses, server names, session, call and message ids are matched exactly, ignoring case)", output::terminal_safe(&entity));
             }
@@ -425,25 +347,13 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                 let (k, v) = p.split_once('=').ok_or_else(|| UserError(format!("--param {p:?}: expected NAME=VALUE")))?;
                 bound.push((k.to_string(), datafusion_scalar(v)));
             }
-            let batches = lake.block_on(async {
-                let engine = Engine::open(&lake).await?;
-                engine.register_lists(&mcpf_detect::embedded_rules(), &lists)?;
-                engine.sql(&query, bound).await
-            })?;
+            let setup = RuleSetup { rules: mcpf_detect::embedded_rules(), lists, params: Default::default() };
+            let (_, batches) = ops::sql(&lake, &setup, &query, bound, None)?;
             output::write_batches(&mut out, &batches, format)?;
         }
         Command::Tables { lake, verbose } => {
             let lake = require_lake(&lake)?;
-            let counts = lake.block_on(async {
-                let engine = Engine::open(&lake).await?;
-                let mut counts = Vec::new();
-                for t in Table::ALL {
-                    let b = engine.sql(&format!("SELECT count(*) FROM {}", t.name()), vec![]).await?;
-                    let n = b.first().and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0))).unwrap_or(0);
-                    counts.push((t, n));
-                }
-                Ok::<_, mcpf_detect::DetectError>(counts)
-            })?;
+            let counts = ops::table_counts(&lake, None)?;
             for (t, n) in counts {
                 writeln!(out, "{:<20} {:>10} rows  {}", t.name(), n, t.doc())?;
                 if verbose {
@@ -530,7 +440,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             let lake = Lake::open(&lake_dir)?;
             // The wire log records the same traffic as the Desktop log: not ingested twice.
             let inputs: Vec<PathBuf> = ["mcp", "postfix", "postmark"].iter().map(|d| samples.join(d)).filter(|p| p.exists()).collect();
-            let s = lake.ingest(&inputs, &IngestOptions { format: None, year })?;
+            let s = lake.ingest(&inputs, &IngestOptions { format: None, year, ..Default::default() })?;
             print_summary(&s, false);
             let rs = SetupArgs::default().setup()?;
             let findings = detect(&lake, &rs, &DetectOptions::default())?;

@@ -56,7 +56,7 @@ fn run_one(rule: &Rule, t: &RuleTest) -> Result<String, String> {
         }
     }
     let lake = Lake::open(dir.path().join("lake")).map_err(|e| e.to_string())?;
-    let summary = lake.ingest(&inputs, &IngestOptions { format: None, year: t.year }).map_err(|e| e.to_string())?;
+    let summary = lake.ingest(&inputs, &IngestOptions { format: None, year: t.year, ..Default::default() }).map_err(|e| e.to_string())?;
     let unrecognized: Vec<String> = summary.sources.iter().filter(|s| s.format.is_none()).map(|s| s.path.file_name().unwrap_or_default().to_string_lossy().to_string()).collect();
     if !unrecognized.is_empty() {
         return Err(format!("no parser recognized fixture file(s) {}; name them like the logs they imitate (mail.log, *.jsonl, mcp-server-NAME.log, ...)", unrecognized.join(", ")));

@@ -5,12 +5,14 @@
 //! only), runs rules with bound parameters, and groups their evidence rows
 //! into [`Finding`]s with a stable id, so scheduled runs can de-duplicate.
 
+pub mod batches;
 pub mod config;
 pub mod explain;
 pub mod fixtures;
 pub mod lists;
 pub mod materialize;
 pub mod ocsf;
+pub mod ops;
 pub mod output;
 pub mod rule;
 pub mod store;
@@ -185,6 +187,12 @@ impl Engine {
     /// referenced more than once are computed once (see [`materialize`]).
     pub async fn sql(&self, sql: &str, params: Vec<(String, ScalarValue)>) -> Result<Vec<RecordBatch>> {
         materialize::run(&self.ctx, sql, &params).await
+    }
+
+    /// [`Engine::sql`] with the result's schema, which callers that hand the
+    /// result on (Arrow streams) need even when no row comes back.
+    pub async fn query(&self, sql: &str, params: Vec<(String, ScalarValue)>) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
+        materialize::query(&self.ctx, sql, &params).await
     }
 
     /// Lists a rule declares but nobody registered are registered empty, so

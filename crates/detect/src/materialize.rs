@@ -17,6 +17,7 @@
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
@@ -41,7 +42,7 @@ pub async fn run_plain(ctx: &SessionContext, sql: &str, params: &[(String, Scala
     Ok(batches)
 }
 
-async fn run_with_schema(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
+async fn run_with_schema(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let df = ctx.sql(sql).await.map_err(|e| err(format!("SQL error: {e}")))?;
     let df = if params.is_empty() { df } else { df.with_param_values(params.to_vec()).map_err(|e| err(format!("parameter error: {e}")))? };
     let schema = Arc::new(df.schema().as_arrow().clone());
@@ -142,19 +143,24 @@ fn parse(sql: &str) -> Option<(Box<Query>, With)> {
 /// Run a query, computing each top-level CTE referenced more than once a
 /// single time (see the module docs). Same results as [`run_plain`].
 pub async fn run(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<Vec<RecordBatch>> {
+    Ok(query(ctx, sql, params).await?.1)
+}
+
+/// [`run`], with the result's schema (known even when no row comes back).
+pub async fn query(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     match run_materialized(ctx, sql, params).await {
-        None => run_plain(ctx, sql, params).await,
+        None => run_with_schema(ctx, sql, params).await,
         Some(Ok(b)) => Ok(b),
         // Never let the rewrite decide an error: run the text as written.
         Some(Err(_)) => {
             FALLBACKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            run_plain(ctx, sql, params).await
+            run_with_schema(ctx, sql, params).await
         }
     }
 }
 
 /// The rewritten run alone: None when the query has nothing to rewrite.
-async fn run_materialized(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Option<Result<Vec<RecordBatch>>> {
+async fn run_materialized(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Option<Result<(SchemaRef, Vec<RecordBatch>)>> {
     let (query, with) = parse(sql)?;
     let mut registered: Vec<String> = Vec::new();
     let out = run_rewritten(ctx, query, with, params, &mut registered).await;
@@ -164,7 +170,7 @@ async fn run_materialized(ctx: &SessionContext, sql: &str, params: &[(String, Sc
     Some(out)
 }
 
-async fn run_rewritten(ctx: &SessionContext, mut query: Box<Query>, with: With, params: &[(String, ScalarValue)], registered: &mut Vec<String>) -> Result<Vec<RecordBatch>> {
+async fn run_rewritten(ctx: &SessionContext, mut query: Box<Query>, with: With, params: &[(String, ScalarValue)], registered: &mut Vec<String>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut ctes: Vec<Cte> = with.cte_tables;
     let mut kept: Vec<Cte> = Vec::new();
@@ -194,7 +200,7 @@ async fn run_rewritten(ctx: &SessionContext, mut query: Box<Query>, with: With, 
     if !kept.is_empty() {
         query.with = Some(With { with_token, recursive: false, cte_tables: kept });
     }
-    run_plain(ctx, &query.to_string(), params).await
+    run_with_schema(ctx, &query.to_string(), params).await
 }
 
 #[cfg(test)]
@@ -228,7 +234,7 @@ mod tests {
         ] {
             let plain = run_plain(&c, sql, &p).await.unwrap();
             let fast = match run_materialized(&c, sql, &p).await {
-                Some(r) => r.unwrap_or_else(|e| panic!("rewrite failed for {sql}: {e}")),
+                Some(r) => r.unwrap_or_else(|e| panic!("rewrite failed for {sql}: {e}")).1,
                 None => run(&c, sql, &p).await.unwrap(),
             };
             assert_eq!(rows(&plain), rows(&fast), "{sql}");

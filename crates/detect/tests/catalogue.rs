@@ -222,7 +222,7 @@ fn whole_catalogue_on_the_bundled_incident_flags_only_the_attack() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().join("lake")).unwrap();
     let year = manifest["year"].as_i64().map(|y| y as i32);
-    lake.ingest(&[s.join("mcp"), s.join("postfix"), s.join("postmark")], &IngestOptions { format: None, year }).unwrap();
+    lake.ingest(&[s.join("mcp"), s.join("postfix"), s.join("postmark")], &IngestOptions { format: None, year, ..Default::default() }).unwrap();
     let (findings, _) = detect_all(&lake);
     assert_eq!(mcpf_detect::materialize::fallbacks(), 0, "a rule's CTE rewrite failed and ran as written");
     let rules: std::collections::BTreeSet<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();

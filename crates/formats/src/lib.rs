@@ -94,6 +94,7 @@ pub trait Parser {
 ///
 /// The file is always read from its start so cross-line state is exact;
 /// only rows and lines at or after byte `emit_from` are written/counted.
+/// Setting `stop` makes the next read fail with [`source::STOPPED`].
 pub fn parse_file(
     path: &std::path::Path,
     format: Format,
@@ -101,8 +102,11 @@ pub fn parse_file(
     prov: collect::Provenance,
     emit_from: u64,
     sink: &mut dyn RowSink,
+    stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<SourceStats> {
     let (reader, _) = source::open_decompressed(path)?;
+    let never = std::sync::atomic::AtomicBool::new(false);
+    let reader = source::StoppableReader::new(reader, stop.unwrap_or(&never));
     let mut parser = parser_for(format, info);
     let mut collector = Collector::new(sink, prov, emit_from);
     source::LineReader::new(reader).for_each(|line| {

@@ -34,6 +34,45 @@ impl Compression {
     }
 }
 
+/// Message of the error a read returns once its stop flag is set.
+pub const STOPPED: &str = "stopped on request";
+
+/// A reader that fails with [`STOPPED`] once `stop` is set, so a long parse
+/// can be interrupted (Ctrl-C in Python) between two buffer refills.
+pub struct StoppableReader<'a, R> {
+    inner: R,
+    stop: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<'a, R> StoppableReader<'a, R> {
+    pub fn new(inner: R, stop: &'a std::sync::atomic::AtomicBool) -> Self {
+        StoppableReader { inner, stop }
+    }
+    fn check(&self) -> io::Result<()> {
+        if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(io::Error::other(STOPPED));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for StoppableReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<R: BufRead> BufRead for StoppableReader<'_, R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.check()?;
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.inner.consume(n)
+    }
+}
+
 /// Open a file for reading its decompressed bytes. (A grown log is re-read
 /// from its start so cross-line state is exact; see `parse_file`.)
 pub fn open_decompressed(path: &Path) -> io::Result<(Box<dyn BufRead>, Compression)> {
@@ -146,6 +185,18 @@ mod tests {
             .for_each(|l| out.push((l.pos.offset, l.pos.line, l.bytes.to_vec())))
             .unwrap();
         out
+    }
+
+    #[test]
+    fn a_set_stop_flag_fails_the_next_read() {
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let mut r = StoppableReader::new(&b"one\ntwo\n"[..], &stop);
+        let mut first = String::new();
+        r.read_line(&mut first).unwrap();
+        assert_eq!(first, "one\n");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let e = r.read_line(&mut String::new()).unwrap_err();
+        assert_eq!(e.to_string(), STOPPED);
     }
 
     #[test]

@@ -9,6 +9,13 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.fff]` without zone, taken as UTC.
+/// A time bound as users write it: RFC 3339 (`2026-01-31T12:00:00Z`) or a
+/// date (`2026-01-31`, its midnight UTC). Shared by `--since/--until` and
+/// the Python bindings.
+pub fn parse_time_bound(s: &str) -> Option<i64> {
+    parse_rfc3339(s.trim()).or_else(|| parse_naive_utc(&format!("{} 00:00:00", s.trim())))
+}
+
 pub fn parse_naive_utc(s: &str) -> Option<i64> {
     for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
         if let Ok(n) = NaiveDateTime::parse_from_str(s, f) {

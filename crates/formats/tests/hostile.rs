@@ -37,7 +37,7 @@ fn run_all(bytes: &[u8]) {
         let info = SourceInfo { path: Arc::from("input.log"), mtime_unix: Some(0), year_hint: None };
         let prov = Provenance { format: f, file: info.path.clone(), ingest_id: Arc::from("t") };
         let mut sink = Count(0);
-        let st = parse_file(&p, f, &info, prov, 0, &mut sink).unwrap();
+        let st = parse_file(&p, f, &info, prov, 0, &mut sink, None).unwrap();
         assert!(st.balanced(), "{f}: {st:?}");
         assert_eq!(st.lines, expected_lines, "{f}");
     }

@@ -60,7 +60,7 @@ fn parse(path: &Path, format: Format, year: Option<i32>) -> (SourceStats, Rows) 
     let info = SourceInfo { path: Arc::from(path.to_string_lossy().as_ref()), mtime_unix: Some(1_700_000_000), year_hint: year };
     let prov = Provenance { format, file: info.path.clone(), ingest_id: Arc::from("test") };
     let mut rows = Rows::default();
-    let stats = parse_file(path, format, &info, prov, 0, &mut rows).expect("readable");
+    let stats = parse_file(path, format, &info, prov, 0, &mut rows, None).expect("readable");
     assert!(stats.balanced(), "{}: lines {} != parsed {} + rejected {} + skipped {}", path.display(), stats.lines, stats.parsed, stats.rejected, stats.skipped);
     (stats, rows)
 }

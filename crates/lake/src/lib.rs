@@ -62,6 +62,8 @@ pub enum LakeError {
     Input { path: PathBuf, message: String },
     /// The lake directory or a table in it cannot be used.
     Lake { path: PathBuf, message: String },
+    /// The caller set [`IngestOptions::stop`] before the run committed.
+    Stopped,
 }
 
 impl std::fmt::Display for LakeError {
@@ -69,6 +71,7 @@ impl std::fmt::Display for LakeError {
         match self {
             LakeError::Input { path, message } => write!(f, "{}: {message}", path.display()),
             LakeError::Lake { path, message } => write!(f, "lake {}: {message}", path.display()),
+            LakeError::Stopped => f.write_str("stopped on request before anything was committed: the lake is as it was; run it again to finish"),
         }
     }
 }
@@ -84,6 +87,9 @@ pub struct IngestOptions {
     pub format: Option<Format>,
     /// Year of the first line of year-less syslog timestamps.
     pub year: Option<i32>,
+    /// Set from another thread to stop the run before it commits (Ctrl-C in
+    /// the Python bindings): nothing of the run becomes visible.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What happened to one source.
@@ -121,6 +127,116 @@ pub struct IngestSummary {
 }
 
 impl IngestSummary {
+    /// The summary as `ingest` prints it (paths as given: callers that print
+    /// to a terminal neutralize escapes).
+    pub fn report(&self, verbose: bool) -> String {
+        use std::fmt::Write as _;
+        let s = self;
+        let mut out = String::new();
+        let t = s.totals();
+        let new = s.sources.iter().filter(|x| x.action != SourceAction::AlreadyIngested).count();
+        let already = s.sources.len() - new;
+        for r in &s.recovered {
+            let _ = writeln!(out, "recovered: {r}");
+        }
+        if verbose {
+            for src in &s.sources {
+                let action = match &src.action {
+                    SourceAction::Full => "ingested".to_string(),
+                    SourceAction::Resumed(o) => format!("grown, from byte {o}"),
+                    SourceAction::AlreadyIngested => "already ingested".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} [{}] {action}: {} lines = {} parsed + {} rejected + {} skipped",
+                    src.path.display(),
+                    src.format.map(|f| f.name()).unwrap_or("unrecognized"),
+                    src.stats.lines,
+                    src.stats.parsed,
+                    src.stats.rejected,
+                    src.stats.skipped
+                );
+            }
+        }
+        let secs = (s.duration_ms / 1000.0).max(1e-9);
+        let _ = writeln!(
+            out,
+            "ingest {}: {} files ({} new, {} already ingested), {:.2} MB in {:.2}s ({:.1} MB/s)",
+            s.ingest_id,
+            s.sources.len(),
+            new,
+            already,
+            s.bytes as f64 / 1e6,
+            secs,
+            s.bytes as f64 / 1e6 / secs
+        );
+        let _ = writeln!(out, "lines: {} = {} parsed + {} rejected + {} skipped", t.lines, t.parsed, t.rejected, t.skipped);
+        for (table, n) in &s.rows {
+            let _ = writeln!(out, "  {table:<20} {n:>10} rows");
+        }
+        if !t.skipped_reasons.is_empty() {
+            let _ = writeln!(out, "skipped lines by reason:");
+            let mut reasons: Vec<_> = t.skipped_reasons.iter().collect();
+            reasons.sort_by(|a, b| b.1.cmp(a.1));
+            for (reason, n) in reasons {
+                let _ = writeln!(out, "  {n:>10}  {reason}");
+            }
+        }
+        if t.rejected > 0 {
+            let _ = writeln!(out, "{} rejected lines are in the _rejects table with their reason: mcp-forensics sql --lake DIR \"SELECT source_file, source_line, reason FROM _rejects\"", t.rejected);
+        }
+        let unrecognized: Vec<_> = s.sources.iter().filter(|x| x.format.is_none() && x.action != SourceAction::AlreadyIngested).collect();
+        if !unrecognized.is_empty() {
+            let _ = writeln!(out, "warning: {} files matched no format and were counted as skipped (force a parser with --format):", unrecognized.len());
+            for u in unrecognized.iter().take(10) {
+                let _ = writeln!(out, "  {}", u.path.display());
+            }
+        }
+        out
+    }
+
+    /// One row per source: path, format, action, resumed_from, bytes, lines,
+    /// parsed, rejected, skipped, duration_ms (the Python bindings' table).
+    pub fn sources_batch(&self) -> arrow::record_batch::RecordBatch {
+        use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+        use arrow::datatypes::{DataType, Field, Schema};
+        let src = &self.sources;
+        let int = |f: &dyn Fn(&SourceReport) -> u64| -> ArrayRef { Arc::new(Int64Array::from(src.iter().map(|s| f(s) as i64).collect::<Vec<_>>())) };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("path", DataType::Utf8, false),
+            Field::new("format", DataType::Utf8, false),
+            Field::new("action", DataType::Utf8, false),
+            Field::new("resumed_from", DataType::Int64, false),
+            Field::new("bytes", DataType::Int64, false),
+            Field::new("lines", DataType::Int64, false),
+            Field::new("parsed", DataType::Int64, false),
+            Field::new("rejected", DataType::Int64, false),
+            Field::new("skipped", DataType::Int64, false),
+            Field::new("duration_ms", DataType::Float64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(src.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(src.iter().map(|s| s.format.map(|f| f.name()).unwrap_or("unrecognized")).collect::<Vec<_>>())),
+            Arc::new(StringArray::from(
+                src.iter()
+                    .map(|s| match s.action {
+                        SourceAction::Full => "ingested",
+                        SourceAction::Resumed(_) => "grown",
+                        SourceAction::AlreadyIngested => "already ingested",
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            int(&|s| if let SourceAction::Resumed(o) = s.action { o } else { 0 }),
+            int(&|s| s.bytes),
+            int(&|s| s.stats.lines),
+            int(&|s| s.stats.parsed),
+            int(&|s| s.stats.rejected),
+            int(&|s| s.stats.skipped),
+            Arc::new(Float64Array::from(src.iter().map(|s| s.duration_ms).collect::<Vec<_>>())),
+        ];
+        arrow::record_batch::RecordBatch::try_new(schema, cols).expect("columns match the schema")
+    }
+
     pub fn totals(&self) -> SourceStats {
         let mut t = SourceStats::default();
         for s in &self.sources {
@@ -285,6 +401,25 @@ impl Lake {
     /// and the Python bindings).
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// [`Lake::block_on`] that gives up with [`LakeError::Stopped`] soon
+    /// after `stop` is set (within 25 ms), dropping the future: a query is
+    /// cancelled, nothing is committed by it.
+    pub fn block_on_stoppable<F: std::future::Future>(&self, f: F, stop: Option<&std::sync::atomic::AtomicBool>) -> Result<F::Output> {
+        let Some(stop) = stop else { return Ok(self.rt.block_on(f)) };
+        self.rt.block_on(async {
+            tokio::pin!(f);
+            loop {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(LakeError::Stopped);
+                }
+                tokio::select! {
+                    out = &mut f => return Ok(out),
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(25)) => {}
+                }
+            }
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -463,7 +598,11 @@ impl Lake {
         let mut ingested_this_run: HashSet<String> = HashSet::new();
         let mut sink = LakeSink { rt: &self.rt, builders: HashMap::new(), writers, pending: HashMap::new(), error: None };
 
+        let stopped = || opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
         for path in files {
+            if stopped() {
+                return Err(LakeError::Stopped);
+            }
             let t0 = Instant::now();
             let path_str = path.to_string_lossy().to_string();
             let meta = fs::metadata(&path).map_err(|e| LakeError::Input { path: path.clone(), message: format!("cannot read: {e}") })?;
@@ -489,8 +628,11 @@ impl Lake {
             let stats = match format {
                 Some(f) => {
                     let prov = Provenance { format: f, file: info.path.clone(), ingest_id: ingest_arc.clone() };
-                    mcpf_formats::parse_file(&path, f, &info, prov, resume_from, &mut sink)
-                        .map_err(|e| LakeError::Input { path: path.clone(), message: format!("read error: {e}") })?
+                    match mcpf_formats::parse_file(&path, f, &info, prov, resume_from, &mut sink, opts.stop.as_deref()) {
+                        Ok(s) => s,
+                        Err(_) if stopped() => return Err(LakeError::Stopped),
+                        Err(e) => return Err(LakeError::Input { path: path.clone(), message: format!("read error: {e}") }),
+                    }
                 }
                 None => count_unrecognized(&path, resume_from).map_err(|e| LakeError::Input { path: path.clone(), message: format!("read error: {e}") })?,
             };
@@ -541,6 +683,10 @@ impl Lake {
         sink.flush_all();
         if let Some(e) = sink.error.take() {
             return Err(self.lake_err(e));
+        }
+        // Last moment to stop: the files written so far are in no commit.
+        if stopped() {
+            return Err(LakeError::Stopped);
         }
         // Commit data tables, then the ingest log last (the run's marker):
         // one transaction per table with every file the run wrote to it.

@@ -87,7 +87,7 @@ fn rejects_are_kept_with_reason_and_gz_is_read() {
     enc.write_all(b"Mar  1 10:00:02 mx postfix/smtp[4]: 1A2B3C4D5E: to=<q@a.example>, relay=none\n\x1b[31mgarbage\n").unwrap();
     enc.finish().unwrap();
     let lake = Lake::open(dir.path().join("lake")).unwrap();
-    let s = lake.ingest(&[dir.path().to_path_buf()], &IngestOptions { format: Some(mcpf_formats::Format::Postfix), year: Some(2026) }).unwrap();
+    let s = lake.ingest(&[dir.path().to_path_buf()], &IngestOptions { format: Some(mcpf_formats::Format::Postfix), year: Some(2026), ..Default::default() }).unwrap();
     let st = &s.sources[0].stats;
     assert_eq!((st.lines, st.rejected), (6, 2), "{st:?}");
     assert_eq!(count(&lake, "SELECT count(*) FROM _rejects WHERE reason LIKE 'postfix: delivery line without status=%' AND source_line = 5"), 1);
@@ -140,4 +140,27 @@ fn missing_input_names_the_path() {
     let lake = Lake::open(dir.path().join("lake")).unwrap();
     let e = lake.ingest(&[dir.path().join("nope.log")], &IngestOptions::default()).unwrap_err().to_string();
     assert!(e.contains("nope.log") && e.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn a_stopped_ingest_commits_nothing_and_the_next_one_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let first = dir.path().join("first.log");
+    write(&first, PART1);
+    lake.ingest(&[first.clone()], &IngestOptions::default()).unwrap();
+    let before = count(&lake, "SELECT count(*) FROM mail_deliveries");
+
+    let second = dir.path().join("second.log");
+    write(&second, &PART1.replace("1A2B3C4D5E", "9F8E7D6C5B").replace("m1@", "m2@"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let e = lake.ingest(&[second.clone()], &IngestOptions { stop: Some(stop), ..Default::default() }).unwrap_err();
+    assert!(matches!(e, mcpf_lake::LakeError::Stopped), "{e}");
+    assert!(e.to_string().contains("the lake is as it was"), "{e}");
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), before);
+    assert_eq!(count(&lake, "SELECT count(*) FROM _ingest_log"), 1);
+
+    let s = lake.ingest(&[second], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::Full, "the stopped run left no record of the file");
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), before + 1);
 }

@@ -1,0 +1,111 @@
+//! The operations behind `detect`, `timeline`, `sql` and `tables`, shared
+//! by the CLI and the Python bindings so both behave alike: same rules,
+//! lists and parameters, same `_findings` bookkeeping, same errors.
+//!
+//! Each takes an optional stop flag: once it is set the running query is
+//! dropped and the call returns an error saying nothing was committed
+//! (Ctrl-C in Python sets it).
+
+use std::sync::atomic::AtomicBool;
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::scalar::ScalarValue;
+use mcpf_lake::Lake;
+use mcpf_schema::Table;
+
+use crate::config::RuleSetup;
+use crate::{err, store, timeline, DetectOptions, Engine, Finding, Result};
+
+/// What a detection run should do besides running the rules.
+#[derive(Debug, Clone, Default)]
+pub struct DetectRequest {
+    pub options: DetectOptions,
+    /// Record new or changed findings in `_findings`.
+    pub record: bool,
+    /// Keep only findings no earlier recorded run reported (implies `record`).
+    pub new_only: bool,
+}
+
+/// The outcome of a detection run.
+#[derive(Debug, Clone)]
+pub struct DetectOutcome {
+    /// The findings (only the new ones with `new_only`).
+    pub findings: Vec<Finding>,
+    /// Rows this run wrote to `_findings`.
+    pub recorded: usize,
+    /// Findings known to `_findings` before this run.
+    pub known_before: usize,
+}
+
+fn block_on<T>(lake: &Lake, f: impl std::future::Future<Output = Result<T>>, stop: Option<&AtomicBool>) -> Result<T> {
+    lake.block_on_stoppable(f, stop).map_err(err)?
+}
+
+/// Run the rules of `setup` over the lake.
+pub fn detect(lake: &Lake, setup: &RuleSetup, req: &DetectRequest, stop: Option<&AtomicBool>) -> Result<DetectOutcome> {
+    let keep_record = req.new_only || req.record;
+    let (all, before) = block_on(
+        lake,
+        async {
+            let engine = Engine::open(lake).await?;
+            engine.register_lists(&setup.rules, &setup.lists)?;
+            let findings = engine.detect(&setup.rules, &req.options).await?;
+            let before = if keep_record { store::recorded(&engine).await? } else { Default::default() };
+            Ok((findings, before))
+        },
+        stop,
+    )?;
+    let recorded = if keep_record { store::record(lake, &all, &before)? } else { 0 };
+    let findings = if req.new_only { store::only_new(all, &before) } else { all };
+    Ok(DetectOutcome { findings, recorded, known_before: before.len() })
+}
+
+/// Everything the lake knows about one entity, in time order, with the
+/// findings of a run of `setup`'s rules merged in (none when `with_findings`
+/// is false).
+pub fn timeline(lake: &Lake, setup: &RuleSetup, entity: &str, with_findings: bool, stop: Option<&AtomicBool>) -> Result<RecordBatch> {
+    block_on(
+        lake,
+        async {
+            let engine = Engine::open(lake).await?;
+            engine.register_lists(&setup.rules, &setup.lists)?;
+            let opts = DetectOptions { params: setup.params.clone(), ..Default::default() };
+            let findings = if with_findings { engine.detect(&setup.rules, &opts).await? } else { vec![] };
+            timeline::timeline(&engine, entity, &findings).await
+        },
+        stop,
+    )
+}
+
+/// Run SQL over the lake (and the lists of `setup`, as `list_NAME`) with
+/// named parameters bound as `$name`, never pasted into the text.
+pub fn sql(lake: &Lake, setup: &RuleSetup, query: &str, params: Vec<(String, ScalarValue)>, stop: Option<&AtomicBool>) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    block_on(
+        lake,
+        async {
+            let engine = Engine::open(lake).await?;
+            engine.register_lists(&setup.rules, &setup.lists)?;
+            engine.query(query, params).await
+        },
+        stop,
+    )
+}
+
+/// Row count of every table (0 for tables not created yet).
+pub fn table_counts(lake: &Lake, stop: Option<&AtomicBool>) -> Result<Vec<(Table, i64)>> {
+    block_on(
+        lake,
+        async {
+            let engine = Engine::open(lake).await?;
+            let mut counts = Vec::new();
+            for t in Table::ALL {
+                let b = engine.sql(&format!("SELECT count(*) FROM {}", t.name()), vec![]).await?;
+                let n = b.first().and_then(|b| b.column(0).as_any().downcast_ref::<arrow::array::Int64Array>().map(|a| a.value(0))).unwrap_or(0);
+                counts.push((t, n));
+            }
+            Ok(counts)
+        },
+        stop,
+    )
+}

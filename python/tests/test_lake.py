@@ -1,0 +1,45 @@
+"""Ingest from Python: the summary's line accounting, idempotence, errors."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+import mcp_forensics as mf
+
+
+def test_ingest_summary_accounts_for_every_line(tmp_path, manifest):
+    lake = mf.Lake(tmp_path / "lake")
+    s = lake.ingest(["sample-logs/mcp", "sample-logs/postfix", "sample-logs/postmark"], year=manifest["year"])
+    assert isinstance(s, mf.IngestSummary)
+    assert s.files == 4 and s.already_ingested == 0
+    assert s.lines == s.parsed + s.rejected + s.skipped > 0
+    assert s.rows["mail_deliveries"] > 0 and s.rows["tool_calls"] == len(manifest["tool_calls"])
+    sources = pa.table(s.sources)
+    assert sources.num_rows == 4
+    assert sum(sources["lines"].to_pylist()) == s.lines
+    assert set(sources["format"].to_pylist()) == {"claude_desktop", "postfix", "postmark"}
+    assert "lines:" in repr(s) and s.ingest_id in s.report(verbose=True)
+
+    again = lake.ingest(["sample-logs/mcp", "sample-logs/postfix", "sample-logs/postmark"], year=manifest["year"])
+    assert again.already_ingested == 4 and again.rows == {}
+    counts = dict(zip(*pa.table(lake.tables()).select(["table", "rows"]).to_pydict().values()))
+    assert counts["mail_deliveries"] == s.rows["mail_deliveries"], "re-ingest added rows"
+
+
+def test_forced_format_and_its_errors(tmp_path):
+    lake = mf.Lake(tmp_path / "lake")
+    s = lake.ingest(["sample-logs/postfix/mail.log"], format="postfix", year=2026)
+    assert s.rows["mail_deliveries"] > 0
+    with pytest.raises(ValueError, match="postfix"):
+        lake.ingest(["sample-logs/postfix/mail.log"], format="sendmail")
+
+
+def test_errors_name_the_path_and_what_to_do(tmp_path):
+    missing = tmp_path / "nowhere"
+    lake = mf.Lake(missing)
+    with pytest.raises(mf.LakeError, match="no such lake directory.*ingest") as e:
+        lake.sql("SELECT 1")
+    assert str(missing) in str(e.value)
+    assert isinstance(e.value, mf.McpForensicsError)
+    with pytest.raises(mf.LakeError, match="does-not-exist.log"):
+        lake.ingest([tmp_path / "does-not-exist.log"])
