@@ -117,5 +117,7 @@ class Lake:
         """Run the detection rules; ``new_only`` returns only findings no recorded run reported."""
     def timeline(self, entity: str, findings: bool = True) -> Rows:
         """Everything the lake knows about one address, server, session or message id, in time order."""
+    def verify(self, base: _Path | None = None) -> Rows:
+        """Re-fingerprint every ingested raw log: unchanged, grown, modified, truncated or missing."""
     def rules(self) -> Rows:
         """The rule catalogue (built-in and user rules)."""

@@ -542,6 +542,18 @@ impl Lake {
         Ok(Rows::from_batch(batch))
     }
 
+    /// Re-fingerprint every ingested raw log: one row per recorded source
+    /// with its state (unchanged, grown, modified, truncated, missing),
+    /// whether the ingested bytes are intact, and what that means. Relative
+    /// recorded paths resolve from ``base`` (default: the current folder).
+    /// The raw logs are evidence too: a rewrite after ingest shows here.
+    #[pyo3(signature = (base = None))]
+    fn verify(&self, py: Python<'_>, base: Option<PathBuf>) -> PyResult<Rows> {
+        self.require()?;
+        let checks = run_stoppable(py, |_| self.inner.verify(base.as_deref()))?.map_err(lake_err)?;
+        Ok(Rows::from_batch(mcpf_lake::checks_batch(&checks)))
+    }
+
     /// The rule catalogue this lake's detections use (built-in and user
     /// rules): id, severity, title, description, references, parameters, SQL.
     fn rules(&self) -> PyResult<Rows> {

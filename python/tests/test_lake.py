@@ -43,3 +43,18 @@ def test_errors_name_the_path_and_what_to_do(tmp_path):
     assert isinstance(e.value, mf.McpForensicsError)
     with pytest.raises(mf.LakeError, match="does-not-exist.log"):
         lake.ingest([tmp_path / "does-not-exist.log"])
+
+
+def test_verify_reports_a_one_byte_edit(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_bytes(open("sample-logs/postfix/mail.log", "rb").read())
+    lake = mf.Lake(tmp_path / "lake")
+    lake.ingest([log], year=2026)
+    assert pa.table(lake.verify())["state"].to_pylist() == ["unchanged"]
+    data = bytearray(log.read_bytes())
+    data[100] ^= 0x01
+    log.write_bytes(bytes(data))
+    row = pa.table(lake.verify()).to_pylist()[0]
+    assert (row["state"], row["intact"]) == ("modified", False) and "CHANGED" in row["note"]
+    log.unlink()
+    assert pa.table(lake.verify())["state"].to_pylist() == ["missing"]

@@ -14,7 +14,7 @@ use mcpf_detect::output::{self, OutputFormat};
 use mcpf_detect::config::RuleSetup;
 use mcpf_detect::{explain, fixtures, load_rules, ops, DetectConfig, DetectOptions, Engine, Finding, Rule, Severity};
 use mcpf_formats::Format;
-use mcpf_lake::{IngestOptions, IngestSummary, Lake, SourceState};
+use mcpf_lake::{IngestOptions, IngestSummary, Lake};
 
 #[derive(Parser)]
 #[command(name = "mcp-forensics", version, about = "Join MCP traces (what agents asked) with mail logs (what left) and detect the difference.")]
@@ -310,7 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                                 "state": c.state.name(), "intact": c.state.intact(), "source_file": c.source_file,
                                 "checked_path": c.checked_path.display().to_string(), "recorded_size": c.recorded_size,
                                 "recorded_sha256": c.recorded_sha256, "ingested_at": mcpf_formats::time::to_rfc3339(c.ingested_at_us),
-                                "note": verify_note(&c.state),
+                                "note": c.state.note(),
                             })
                         })
                         .collect();
@@ -326,7 +326,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                 }
                 OutputFormat::Table => {
                     for c in &checks {
-                        writeln!(out, "{:<10} {}  ({} bytes at ingest, sha256 {}…) {}", c.state.name().to_uppercase(), output::terminal_safe(&c.checked_path.display().to_string()), c.recorded_size, &c.recorded_sha256[..c.recorded_sha256.len().min(12)], verify_note(&c.state))?;
+                        writeln!(out, "{:<10} {}  ({} bytes at ingest, sha256 {}…) {}", c.state.name().to_uppercase(), output::terminal_safe(&c.checked_path.display().to_string()), c.recorded_size, &c.recorded_sha256[..c.recorded_sha256.len().min(12)], c.state.note())?;
                     }
                     writeln!(out, "{} source(s): {} intact, {} not", checks.len(), checks.len() - bad, bad)?;
                 }
@@ -457,16 +457,6 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
 }
 
 /// What a verify state means for the analyst.
-fn verify_note(s: &SourceState) -> String {
-    match s {
-        SourceState::Unchanged => String::new(),
-        SourceState::Grown { size } => format!("appended to since ingest (now {size} bytes); the ingested part is intact; ingest again to add the rest"),
-        SourceState::Modified => "the ingested bytes CHANGED since ingest: findings that point into this file may no longer match it".into(),
-        SourceState::Truncated { size } => format!("TRUNCATED to {size} bytes since ingest: evidence past that point is gone from the raw log"),
-        SourceState::Missing { error } => format!("MISSING ({error}); pass --base DIR if it was ingested with a relative path from elsewhere"),
-    }
-}
-
 /// Command-line parameter text → a typed scalar (integer, number, boolean, else text).
 fn datafusion_scalar(v: &str) -> datafusion::scalar::ScalarValue {
     use datafusion::scalar::ScalarValue;

@@ -750,6 +750,45 @@ impl SourceState {
             SourceState::Missing { .. } => "missing",
         }
     }
+
+    /// What the state means for the evidence, in a sentence (empty when unchanged).
+    pub fn note(&self) -> String {
+        match self {
+            SourceState::Unchanged => String::new(),
+            SourceState::Grown { size } => format!("appended to since ingest (now {size} bytes); the ingested part is intact; ingest again to add the rest"),
+            SourceState::Modified => "the ingested bytes CHANGED since ingest: findings that point into this file may no longer match it".into(),
+            SourceState::Truncated { size } => format!("TRUNCATED to {size} bytes since ingest: evidence past that point is gone from the raw log"),
+            SourceState::Missing { error } => format!("MISSING ({error}); give the base folder (--base DIR) if it was ingested with a relative path from elsewhere"),
+        }
+    }
+}
+
+/// `verify`'s checks as one Arrow batch: state, intact, source_file,
+/// checked_path, recorded_size, recorded_sha256, ingested_at, note.
+pub fn checks_batch(checks: &[SourceCheck]) -> arrow::record_batch::RecordBatch {
+    use arrow::array::{ArrayRef, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("state", DataType::Utf8, false),
+        Field::new("intact", DataType::Boolean, false),
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("checked_path", DataType::Utf8, false),
+        Field::new("recorded_size", DataType::Int64, false),
+        Field::new("recorded_sha256", DataType::Utf8, false),
+        Field::new("ingested_at", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), false),
+        Field::new("note", DataType::Utf8, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(checks.iter().map(|c| c.state.name()).collect::<Vec<_>>())),
+        Arc::new(BooleanArray::from(checks.iter().map(|c| c.state.intact()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(checks.iter().map(|c| c.source_file.clone()).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(checks.iter().map(|c| c.checked_path.display().to_string()).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(checks.iter().map(|c| c.recorded_size as i64).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(checks.iter().map(|c| c.recorded_sha256.clone()).collect::<Vec<_>>())),
+        Arc::new(TimestampMicrosecondArray::from(checks.iter().map(|c| c.ingested_at_us).collect::<Vec<_>>()).with_timezone("UTC")),
+        Arc::new(StringArray::from(checks.iter().map(|c| c.state.note()).collect::<Vec<_>>())),
+    ];
+    arrow::record_batch::RecordBatch::try_new(schema, cols).expect("columns match the schema")
 }
 
 /// One recorded source, re-fingerprinted.
