@@ -43,6 +43,7 @@ def test_every_result_reaches_every_consumer(incident, manifest, kind):
     assert pl.from_arrow(r).struct.unnest().equals(p)
 
     assert duckdb.sql("SELECT count(*) FROM r").fetchall() == [(n,)]
+    assert len(duckdb.sql("FROM r").fetchall()) == n  # every value, timestamps with zones included
     assert "Rows:" in repr(r)
 
 
