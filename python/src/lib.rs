@@ -222,14 +222,7 @@ impl Findings {
     /// bound to it, and each finding's evidence with its raw line.
     #[pyo3(signature = (base = None, max_evidence = 50))]
     fn explain(&self, base: Option<PathBuf>, max_evidence: usize) -> PyResult<String> {
-        let mut out = String::new();
-        for r in self.setup.rules.iter().filter(|r| self.options.rules.is_empty() || self.options.rules.contains(&r.id)) {
-            let params = r.bound_params(self.options.params.get(&r.id).unwrap_or(&Default::default())).map_err(rule_err)?;
-            let mine: Vec<&Finding> = self.findings.iter().filter(|f| f.rule_id == r.id).collect();
-            out.push_str(&mcpf_detect::explain::explain(r, &params, &mine, base.as_deref(), max_evidence));
-            out.push('\n');
-        }
-        Ok(out)
+        mcpf_detect::explain::explain_run(&self.setup.rules, &self.options, &self.findings, base.as_deref(), max_evidence).map_err(rule_err)
     }
 
     /// Rows this run wrote to the lake's ``_findings`` table (with

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mcpf_detect::output::{self, OutputFormat};
 use mcpf_detect::config::RuleSetup;
-use mcpf_detect::{explain, fixtures, load_rules, ops, DetectConfig, DetectOptions, Engine, Finding, Rule, Severity};
+use mcpf_detect::{explain, fixtures, load_rules, ops, DetectConfig, DetectOptions, Rule, Severity};
 use mcpf_formats::Format;
 use mcpf_lake::{IngestOptions, IngestSummary, Lake};
 
@@ -232,14 +232,6 @@ fn describe_rule(r: &Rule) -> String {
     s
 }
 
-fn detect(lake: &Lake, rs: &RuleSetup, opts: &DetectOptions) -> Result<Vec<Finding>, UserError> {
-    Ok(lake.block_on(async {
-        let engine = Engine::open(lake).await?;
-        engine.register_lists(&rs.rules, &rs.lists)?;
-        engine.detect(&rs.rules, opts).await
-    })?)
-}
-
 fn require_lake(path: &Path) -> Result<Lake, UserError> {
     if !path.is_dir() {
         return Err(UserError(format!("{}: no such lake directory; create one with: mcp-forensics ingest --lake {} LOGS...", path.display(), path.display())));
@@ -271,11 +263,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             }
             let findings = outcome.findings;
             if explain {
-                for r in rs.rules.iter().filter(|r| opts.rules.is_empty() || opts.rules.contains(&r.id)) {
-                    let params = r.bound_params(opts.params.get(&r.id).unwrap_or(&Default::default()))?;
-                    let mine: Vec<&Finding> = findings.iter().filter(|f| f.rule_id == r.id).collect();
-                    write!(out, "{}\n", explain::explain(r, &params, &mine, base.as_deref(), 50))?;
-                }
+                write!(out, "{}", explain::explain_run(&rs.rules, &opts, &findings, base.as_deref(), 50)?)?;
             } else {
                 output::write_findings(&mut out, &findings, format)?;
             }
@@ -443,7 +431,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             let s = lake.ingest(&inputs, &IngestOptions { format: None, year, ..Default::default() })?;
             print_summary(&s, false);
             let rs = SetupArgs::default().setup()?;
-            let findings = detect(&lake, &rs, &DetectOptions::default())?;
+            let findings = ops::detect(&lake, &rs, &ops::DetectRequest::default(), None)?.findings;
             output::write_findings(&mut out, &findings, format)?;
             let story = account::account(&findings);
             if format == OutputFormat::Table {

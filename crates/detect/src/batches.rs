@@ -141,11 +141,7 @@ pub fn evidence_batch(findings: &[Finding], rules: &[Rule], raw: bool, base: Opt
             } else if sensitive {
                 (None, Some("withheld: this rule's matches are secrets; read the line at source_offset".to_string()))
             } else {
-                let p = Path::new(&e.source_file);
-                let p = match base {
-                    Some(b) if p.is_relative() => b.join(p),
-                    _ => p.to_path_buf(),
-                };
+                let p = crate::explain::source_path(&e.source_file, base);
                 match crate::explain::raw_line(&p, e.source_offset.max(0) as u64) {
                     Ok(l) => (Some(l), None),
                     Err(er) => (None, Some(format!("cannot read {}: {er}", p.display()))),

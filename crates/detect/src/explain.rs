@@ -35,6 +35,28 @@ pub fn raw_line(path: &Path, offset: u64) -> std::io::Result<String> {
     Ok(s)
 }
 
+/// Where a recorded source path is read from: relative paths under `base`.
+pub fn source_path(source_file: &str, base: Option<&Path>) -> std::path::PathBuf {
+    let p = Path::new(source_file);
+    match base {
+        Some(b) if p.is_relative() => b.join(p),
+        _ => p.to_path_buf(),
+    }
+}
+
+/// The explanation of a detection run: [`explain`] for every rule the run
+/// selected (all when `opts.rules` is empty), with the parameters it bound.
+pub fn explain_run(rules: &[Rule], opts: &crate::DetectOptions, findings: &[Finding], base: Option<&Path>, max_evidence: usize) -> Result<String, String> {
+    let mut out = String::new();
+    for r in rules.iter().filter(|r| opts.rules.is_empty() || opts.rules.contains(&r.id)) {
+        let params = r.bound_params(opts.params.get(&r.id).unwrap_or(&Default::default()))?;
+        let mine: Vec<&Finding> = findings.iter().filter(|f| f.rule_id == r.id).collect();
+        out.push_str(&explain(r, &params, &mine, base, max_evidence));
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 /// The explanation of one rule's run and findings, as terminal-safe text.
 /// `base` resolves relative evidence paths; rules marked `sensitive` (their
 /// matches are secrets) do not print raw lines.
@@ -62,11 +84,7 @@ pub fn explain(rule: &Rule, params: &[(String, datafusion::scalar::ScalarValue)]
             let raw = if rule.sensitive {
                 "[raw line withheld: this rule's matches are secrets; read it at the byte offset above]".to_string()
             } else {
-                let p = Path::new(&e.source_file);
-                let p = match base {
-                    Some(b) if p.is_relative() => b.join(p),
-                    _ => p.to_path_buf(),
-                };
+                let p = source_path(&e.source_file, base);
                 match raw_line(&p, e.source_offset.max(0) as u64) {
                     Ok(l) => format!("raw: {}", terminal_safe(&l)),
                     Err(err) => format!("raw: [cannot read {}: {err}]", terminal_safe(&p.display().to_string())),

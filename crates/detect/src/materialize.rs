@@ -36,12 +36,7 @@ pub fn fallbacks() -> u64 {
     FALLBACKS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Run SQL with bound parameters (`$name`).
-pub async fn run_plain(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<Vec<RecordBatch>> {
-    let (_, batches) = run_with_schema(ctx, sql, params).await?;
-    Ok(batches)
-}
-
+/// Run SQL as written, with bound parameters (`$name`).
 async fn run_with_schema(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     let df = ctx.sql(sql).await.map_err(|e| err(format!("SQL error: {e}")))?;
     let df = if params.is_empty() { df } else { df.with_param_values(params.to_vec()).map_err(|e| err(format!("parameter error: {e}")))? };
@@ -141,7 +136,7 @@ fn parse(sql: &str) -> Option<(Box<Query>, With)> {
 }
 
 /// Run a query, computing each top-level CTE referenced more than once a
-/// single time (see the module docs). Same results as [`run_plain`].
+/// single time (see the module docs). Same results as the text run as written.
 pub async fn run(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<Vec<RecordBatch>> {
     Ok(query(ctx, sql, params).await?.1)
 }
@@ -232,7 +227,7 @@ mod tests {
             // Unaliased references qualify columns by the CTE's name.
             "WITH d AS (SELECT x FROM t WHERE x > 1) SELECT d.x, e.x AS y FROM d JOIN d AS e ON e.x = d.x + 1 WHERE d.x IN (SELECT d.x FROM d) ORDER BY d.x",
         ] {
-            let plain = run_plain(&c, sql, &p).await.unwrap();
+            let plain = run_with_schema(&c, sql, &p).await.unwrap().1;
             let fast = match run_materialized(&c, sql, &p).await {
                 Some(r) => r.unwrap_or_else(|e| panic!("rewrite failed for {sql}: {e}")).1,
                 None => run(&c, sql, &p).await.unwrap(),
