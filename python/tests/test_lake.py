@@ -37,12 +37,25 @@ def test_forced_format_and_its_errors(tmp_path):
 def test_errors_name_the_path_and_what_to_do(tmp_path):
     missing = tmp_path / "nowhere"
     lake = mf.Lake(missing)
-    with pytest.raises(mf.LakeError, match="no such lake directory.*ingest") as e:
+    with pytest.raises(mf.LakeError, match="no such lake folder.*ingest") as e:
         lake.sql("SELECT 1")
     assert str(missing) in str(e.value)
     assert isinstance(e.value, mf.McpForensicsError)
-    with pytest.raises(mf.LakeError, match="does-not-exist.log"):
-        lake.ingest([tmp_path / "does-not-exist.log"])
+    # A source that cannot be read is reported, and the rest of the run commits.
+    s = lake.ingest([tmp_path / "does-not-exist.log", "sample-logs/postfix/mail.log"], year=2026)
+    assert s.failed == 1
+    assert "does-not-exist.log" in s.report()
+    src = s.sources.to_pandas()
+    row = src[src["path"].str.endswith("does-not-exist.log")].iloc[0]
+    assert row["status"] == "failed" and "cannot read" in row["error"]
+    assert s.rows["mail_deliveries"] > 0
+
+
+def test_a_folder_that_is_not_a_lake_is_an_error_not_an_all_clear(tmp_path):
+    # An empty folder or a checkout is not evidence of anything.
+    for path in [tmp_path, "."]:
+        with pytest.raises(mf.LakeError, match="not an mcp-forensics lake"):
+            mf.Lake(path).detect()
 
 
 def test_verify_reports_a_one_byte_edit(tmp_path):

@@ -1,7 +1,9 @@
 //! `mcp-forensics`: join what agents asked their MCP tools to do with what
 //! the mail system really delivered.
 //!
-//! Exit codes: 0 ok, 1 findings at or above `--fail-on`, 2 usage or input error.
+//! Exit codes: 0 ok, 1 findings at or above `--fail-on` (or `verify` found
+//! changed sources), 2 usage or input error, 3 `ingest` committed but some
+//! sources could not be read (listed in the summary and `_ingest_log`).
 
 mod account;
 
@@ -232,11 +234,11 @@ fn describe_rule(r: &Rule) -> String {
     s
 }
 
+/// A lake that must exist: reading anything else would print a false all-clear.
 fn require_lake(path: &Path) -> Result<Lake, UserError> {
-    if !path.is_dir() {
-        return Err(UserError(format!("{}: no such lake directory; create one with: mcp-forensics ingest --lake {} LOGS...", path.display(), path.display())));
-    }
-    Ok(Lake::open(path)?)
+    let lake = Lake::open(path)?;
+    lake.require_lake()?;
+    Ok(lake)
 }
 
 fn run(cli: Cli) -> Result<ExitCode, UserError> {
@@ -244,8 +246,12 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
     match cli.command {
         Command::Ingest { lake, format, year, verbose, paths } => {
             let lake = Lake::open(&lake)?;
-            let s = lake.ingest(&paths, &IngestOptions { format, year, ..Default::default() })?;
+            let mut on_wait = |holder: &str| eprintln!("waiting for the lake's writers' lock (held by {}) ...", output::terminal_safe(holder));
+            let s = lake.ingest_with(&paths, &IngestOptions { format, year, ..Default::default() }, &mut on_wait)?;
             print_summary(&s, verbose);
+            if s.failed_sources() > 0 {
+                return Ok(ExitCode::from(3));
+            }
         }
         Command::Detect { lake, since, until, rules, setup, format, fail_on, new_only, record, explain, base } => {
             let lake = require_lake(&lake)?;

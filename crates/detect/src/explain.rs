@@ -37,11 +37,16 @@ pub fn raw_line(path: &Path, offset: u64) -> std::io::Result<String> {
 
 /// Where a recorded source path is read from: relative paths under `base`.
 pub fn source_path(source_file: &str, base: Option<&Path>) -> std::path::PathBuf {
-    let p = Path::new(source_file);
-    match base {
+    let resolve = |p: &Path| match base {
         Some(b) if p.is_relative() => b.join(p),
         _ => p.to_path_buf(),
+    };
+    let literal = resolve(Path::new(source_file));
+    if literal.exists() {
+        return literal;
     }
+    // A name that was not UTF-8 is stored with \xNN escapes.
+    resolve(&mcpf_formats::text::path_from_text(source_file))
 }
 
 /// The explanation of a detection run: [`explain`] for every rule the run

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
+use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{visit_relations, Cte, Ident, ObjectName, ObjectNamePart, Query, Statement, TableAlias, TableFactor, Visit, VisitMut, Visitor, VisitorMut, With};
@@ -36,9 +37,31 @@ pub fn fallbacks() -> u64 {
     FALLBACKS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// Run SQL as written, with bound parameters (`$name`).
+/// What rule packs, `sql`, `rules test` and Python's `sql()` may run:
+/// queries only. A rule file is data that may come from anywhere (a
+/// downloaded pack), and the lake is evidence: no COPY TO a file, no
+/// INSERT/UPDATE/DELETE into a table, no CREATE (EXTERNAL) TABLE/VIEW, no
+/// DROP, no SET of session or object-store options.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false)
+}
+
+/// Plan `sql` and refuse anything but a query, before anything executes.
+async fn plan_read_only(ctx: &SessionContext, sql: &str) -> Result<datafusion::logical_expr::LogicalPlan> {
+    let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| err(format!("SQL error: {e}")))?;
+    if read_only().verify_plan(&plan).is_err() {
+        return Err(err(format!(
+            "refused: {} is not a query. The lake is evidence and rules are data: only SELECT, WITH, VALUES, EXPLAIN, SHOW and DESCRIBE run here (no COPY, INSERT, UPDATE, DELETE, CREATE, DROP or SET); to export results use --format csv|json|jsonl > FILE",
+            plan.display().to_string().split([':', '\n']).next().unwrap_or("the statement").trim()
+        )));
+    }
+    Ok(plan)
+}
+
+/// Run SQL as written, with bound parameters (`$name`); queries only.
 async fn run_with_schema(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let df = ctx.sql(sql).await.map_err(|e| err(format!("SQL error: {e}")))?;
+    let plan = plan_read_only(ctx, sql).await?;
+    let df = ctx.execute_logical_plan(plan).await.map_err(|e| err(format!("SQL error: {e}")))?;
     let df = if params.is_empty() { df } else { df.with_param_values(params.to_vec()).map_err(|e| err(format!("parameter error: {e}")))? };
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| err(format!("query failed: {e}")))?;
@@ -236,6 +259,27 @@ mod tests {
         }
         // Internal tables are gone afterwards.
         assert!(c.catalog("datafusion").unwrap().schema("public").unwrap().table_names().iter().all(|t| !t.starts_with("__mcpf")));
+        // Queries only: nothing is written, created or set.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.csv");
+        for sql in [
+            format!("COPY (SELECT x FROM t) TO '{}' STORED AS CSV", target.display()),
+            format!("CREATE EXTERNAL TABLE e (x BIGINT) STORED AS CSV LOCATION '{}'", dir.path().display()),
+            "INSERT INTO t VALUES (5)".to_string(),
+            "CREATE TABLE n AS SELECT 1 AS x".to_string(),
+            "CREATE VIEW v AS SELECT x FROM t".to_string(),
+            "DROP TABLE t".to_string(),
+            "SET datafusion.execution.batch_size = 1".to_string(),
+            "EXPLAIN ANALYZE INSERT INTO t VALUES (6)".to_string(),
+            "WITH a AS (SELECT x FROM t) INSERT INTO t SELECT x FROM a".to_string(),
+        ] {
+            let e = run(&c, &sql, &[]).await.expect_err(&sql).to_string();
+            assert!(e.contains("refused") || e.contains("SQL error"), "{sql}: {e}");
+        }
+        assert!(!target.exists(), "COPY wrote a file");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert_eq!(rows(&run(&c, "SELECT count(*) AS n FROM t", &[]).await.unwrap())[3], "| 4 |");
+        assert!(c.table_exist("t").unwrap() && !c.table_exist("n").unwrap() && !c.table_exist("v").unwrap() && !c.table_exist("e").unwrap());
         // Errors are the original query's.
         let e = run(&c, "WITH a AS (SELECT nope FROM t) SELECT * FROM a JOIN a AS b USING (nope)", &[]).await.unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");

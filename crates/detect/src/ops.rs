@@ -42,23 +42,35 @@ fn block_on<T>(lake: &Lake, f: impl std::future::Future<Output = Result<T>>, sto
     lake.block_on_stoppable(f, stop).map_err(err)?
 }
 
-/// Run the rules of `setup` over the lake.
+/// Run the rules of `setup` over the lake. With `record`/`new_only`, what
+/// earlier runs recorded is read and this run's findings appended under the
+/// writers' lock, so two scheduled runs at once never both report a finding
+/// as new.
 pub fn detect(lake: &Lake, setup: &RuleSetup, req: &DetectRequest, stop: Option<&AtomicBool>) -> Result<DetectOutcome> {
-    let keep_record = req.new_only || req.record;
-    let (all, before) = block_on(
+    let all = block_on(
         lake,
         async {
             let engine = Engine::open(lake).await?;
             engine.register_lists(&setup.rules, &setup.lists)?;
-            let findings = engine.detect(&setup.rules, &req.options).await?;
-            let before = if keep_record { store::recorded(&engine).await? } else { Default::default() };
-            Ok((findings, before))
+            engine.detect(&setup.rules, &req.options).await
         },
         stop,
     )?;
-    let recorded = if keep_record { store::record(lake, &all, &before)? } else { 0 };
+    if !(req.new_only || req.record) {
+        return Ok(DetectOutcome { findings: all, recorded: 0, known_before: 0 });
+    }
+    mcpf_lake::failpoint("detect-before-record");
+    let run = store::run_id(&all);
+    let (recorded, before) = lake
+        .write("detect", &run, stop, |txn| {
+            let before = lake.block_on(async { store::recorded(&Engine::open(lake).await?).await }).map_err(|e| store::lake_error(lake, e))?;
+            let n = store::record(lake, txn, &all, &before)?;
+            Ok((n, before))
+        })
+        .map_err(err)?;
+    let known_before = before.len();
     let findings = if req.new_only { store::only_new(all, &before) } else { all };
-    Ok(DetectOutcome { findings, recorded, known_before: before.len() })
+    Ok(DetectOutcome { findings, recorded, known_before })
 }
 
 /// Everything the lake knows about one entity, in time order, with the

@@ -41,39 +41,25 @@ impl std::str::FromStr for OutputFormat {
     }
 }
 
-/// Escape control characters so a log line cannot drive the terminal.
+/// Text for a terminal or table: control characters, bidi controls and
+/// invisible characters shown as escapes (see [`mcpf_formats::text`]).
 pub fn terminal_safe(s: &str) -> String {
-    escape_controls(s, false)
-}
-
-fn escape_controls(s: &str, keep_layout: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\n' | '\t' if keep_layout => out.push(c),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || ('\u{80}'..='\u{9f}').contains(&c) || c == '\u{202e}' || c == '\u{202d}' => {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    mcpf_formats::text::printable(s)
 }
 
 /// Like [`terminal_safe`] but keeps newlines and tabs (multi-line text such as
 /// a rule's SQL), escaping every other control character.
 pub fn terminal_safe_block(s: &str) -> String {
-    escape_controls(s, true)
+    mcpf_formats::text::printable_block(s)
 }
 
 /// A CSV cell that a spreadsheet will not evaluate, escaped for the terminal.
 pub fn csv_safe(s: &str) -> String {
     let s = terminal_safe(s);
     let cell = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) || s.starts_with("\\t") || s.starts_with("\\r") { format!("'{s}") } else { s };
-    if cell.contains([',', '"', '\n']) || cell.starts_with(' ') || cell.ends_with(' ') {
+    // `;` is the field separator of spreadsheets in many locales: quoted, a
+    // `x;=cmd` cell stays one cell there too, and it does not start with `=`.
+    if cell.contains([',', '"', '\n', ';']) || cell.starts_with(' ') || cell.ends_with(' ') {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {
         cell
@@ -309,5 +295,15 @@ mod tests {
         assert_eq!(csv_safe("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_safe("plain"), "plain");
         assert_eq!(csv_safe("-1+2"), "'-1+2");
+        // A second cell in a ';'-separated import.
+        assert_eq!(csv_safe("a;=cmd|' /C calc'!A0"), "\"a;=cmd|' /C calc'!A0\"");
+        // Bidi controls and invisible characters never reach a terminal raw.
+        for c in ['\u{202e}', '\u{202a}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200b}', '\u{200f}', '\u{feff}', '\u{2028}', '\u{061c}'] {
+            let shown = terminal_safe(&format!("evil{c}moc.example"));
+            assert!(!shown.contains(c) && shown.contains("\\u{"), "{c:?}: {shown}");
+            assert!(!csv_safe(&format!("x{c}y")).contains(c));
+            assert!(!terminal_safe_block(&format!("x{c}y")).contains(c));
+        }
+        assert_eq!(terminal_safe("bob@exämple.com"), "bob@exämple.com", "ordinary non-ASCII stays");
     }
 }

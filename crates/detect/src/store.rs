@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 
 use arrow::array::{Array, Int64Array, StringArray};
-use mcpf_formats::Val;
+use mcpf_formats::{NamedRow, Val};
+use mcpf_lake::txn::WriteTxn;
 use mcpf_lake::{Lake, TableBuilder};
 use mcpf_schema::Table;
 use sha2::{Digest, Sha256};
@@ -60,50 +61,56 @@ pub fn run_id(findings: &[Finding]) -> String {
 }
 
 /// Append the findings that are new or changed since `before` to
-/// `_findings`, in one commit. Returns how many rows were written.
-pub fn record(lake: &Lake, findings: &[Finding], before: &Recorded) -> Result<usize> {
+/// `_findings`, in one commit inside `txn` (the caller holds the writers'
+/// lock, so `before` is what every earlier run recorded). Returns how many
+/// rows were written.
+pub fn record(lake: &Lake, txn: &mut WriteTxn<'_>, findings: &[Finding], before: &Recorded) -> mcpf_lake::Result<usize> {
     let changed: Vec<&Finding> =
         findings.iter().filter(|f| before.get(&f.finding_id).is_none_or(|(n, last)| *n != f.count || *last != f.last_seen_us)).collect();
     if changed.is_empty() {
         return Ok(0);
     }
-    let run = run_id(findings);
+    let run = txn.run_id().to_string();
     let now = chrono::Utc::now().timestamp_micros();
     let date = mcpf_formats::time::date_of(now);
     let mut b = TableBuilder::new(Table::Findings);
     for f in &changed {
-        let evidence_json = serde_json::to_string(&f.evidence).map_err(err)?;
+        let evidence_json = serde_json::to_string(&f.evidence).map_err(|e| lake_error(lake, e))?;
+        // Provenance: the finding's earliest evidence row.
         let first = f.evidence.first();
-        let sev = f.severity.name();
-        b.append(&[
-            Val::Ts(Some(now)),
-            Val::Str(Some(&date)),
-            Val::Str(Some(&f.finding_id)),
-            Val::Str(Some(&f.rule_id)),
-            Val::Str(Some(sev)),
-            Val::Str(Some(&f.title)),
-            Val::Str(Some(&f.key)),
-            Val::Ts(Some(f.first_seen_us)),
-            Val::Ts(Some(f.last_seen_us)),
-            Val::Int(Some(f.count as i64)),
-            Val::Str(f.address.as_deref()),
-            Val::Str(f.sender.as_deref()),
-            Val::Str(f.server.as_deref()),
-            Val::Str(f.version.as_deref()),
-            Val::Str(f.session.as_deref()),
-            Val::Str(f.detail.as_deref()),
-            Val::Int(Some(f.evidence_total as i64)),
-            Val::Str(Some(&evidence_json)),
-            Val::Str(Some(&f.rule_origin)),
-            // Provenance: the finding's earliest evidence row.
-            Val::Str(Some("detect")),
-            Val::Str(Some(first.map(|e| e.source_file.as_str()).unwrap_or(""))),
-            Val::Int(Some(first.map(|e| e.source_offset).unwrap_or(0))),
-            Val::Int(Some(first.map(|e| e.source_line).unwrap_or(0))),
-            Val::Str(first.and_then(|e| e.source_pointer.as_deref())),
-            Val::Str(Some(&run)),
-        ]);
+        let mut row = NamedRow::new(Table::Findings);
+        row.set("ts", Val::Ts(Some(now)))
+            .set("date", Val::Str(Some(&date)))
+            .set("finding_id", Val::Str(Some(&f.finding_id)))
+            .set("rule_id", Val::Str(Some(&f.rule_id)))
+            .set("severity", Val::Str(Some(f.severity.name())))
+            .set("title", Val::Str(Some(&f.title)))
+            .set("key", Val::Str(Some(&f.key)))
+            .set("first_seen", Val::Ts(Some(f.first_seen_us)))
+            .set("last_seen", Val::Ts(Some(f.last_seen_us)))
+            .set("count", Val::Int(Some(f.count as i64)))
+            .set("address", Val::Str(f.address.as_deref()))
+            .set("sender", Val::Str(f.sender.as_deref()))
+            .set("server", Val::Str(f.server.as_deref()))
+            .set("version", Val::Str(f.version.as_deref()))
+            .set("session", Val::Str(f.session.as_deref()))
+            .set("detail", Val::Str(f.detail.as_deref()))
+            .set("evidence_total", Val::Int(Some(f.evidence_total as i64)))
+            .set("evidence_json", Val::Str(Some(&evidence_json)))
+            .set("rule_origin", Val::Str(Some(&f.rule_origin)))
+            .set("source_format", Val::Str(Some("detect")))
+            .set("source_file", Val::Str(Some(first.map(|e| e.source_file.as_str()).unwrap_or(""))))
+            .set("source_offset", Val::Int(Some(first.map(|e| e.source_offset).unwrap_or(0))))
+            .set("source_line", Val::Int(Some(first.map(|e| e.source_line).unwrap_or(0))))
+            .set("source_pointer", Val::Str(first.and_then(|e| e.source_pointer.as_deref())))
+            .set("ingest_id", Val::Str(Some(&run)));
+        b.append(row.cells());
     }
-    lake.append(Table::Findings, b.finish()).map_err(err)?;
+    lake.append(txn, Table::Findings, b.finish())?;
     Ok(changed.len())
+}
+
+/// A detect-side error as a lake error (inside a writer transaction).
+pub fn lake_error(lake: &Lake, e: impl std::fmt::Display) -> mcpf_lake::LakeError {
+    mcpf_lake::LakeError::Lake { path: lake.root().to_path_buf(), message: e.to_string() }
 }

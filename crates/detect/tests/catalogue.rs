@@ -161,7 +161,7 @@ fn scheduled_runs_report_each_finding_once() {
     let (f1, before) = detect_all(&lake);
     let new1 = store::only_new(f1.clone(), &before);
     assert_eq!(new1.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(), ["drop@exfil.example <- agent@corp.example"]);
-    assert_eq!(store::record(&lake, &f1, &before).unwrap(), 1);
+    assert_eq!(record(&lake, &f1, &before), 1);
     // Night 2: the log grew; the same Bcc continues and a second one starts.
     let mut grown = day(1, "drop@exfil.example");
     grown += &day(2, "drop@exfil.example");
@@ -172,13 +172,18 @@ fn scheduled_runs_report_each_finding_once() {
     let new2 = store::only_new(f2.clone(), &before);
     assert_eq!(new2.iter().map(|f| f.key.as_str()).collect::<Vec<_>>(), ["other@leak.example <- agent@corp.example"], "each finding once");
     // The old finding grew: its new count is recorded, not reported again.
-    assert_eq!(store::record(&lake, &f2, &before).unwrap(), 2);
+    assert_eq!(record(&lake, &f2, &before), 2);
     // Night 3: nothing new, nothing recorded.
     let (f3, before) = detect_all(&lake);
     assert!(store::only_new(f3.clone(), &before).is_empty());
-    assert_eq!(store::record(&lake, &f3, &before).unwrap(), 0);
+    assert_eq!(record(&lake, &f3, &before), 0);
     let old = f3.iter().find(|f| f.key.starts_with("drop@")).unwrap();
     assert_eq!(before[&old.finding_id].0, 12);
+}
+
+/// Record findings the way `detect --record` does: in a writer transaction.
+fn record(lake: &Lake, findings: &[mcpf_detect::Finding], before: &store::Recorded) -> usize {
+    lake.write("detect", &store::run_id(findings), None, |txn| store::record(lake, txn, findings, before)).unwrap()
 }
 
 #[test]

@@ -180,6 +180,8 @@ fn version_change_and_definition_drift() {
 fn parameters_are_bound_not_pasted() {
     let dir = tempfile::tempdir().unwrap();
     let lake = Lake::open(dir.path().join("lake")).unwrap();
+    // An empty lake: created by an ingest of nothing.
+    lake.ingest(&[], &Default::default()).unwrap();
     let hostile = "x' OR '1'='1'; DROP TABLE mail_deliveries; --";
     let out = lake.block_on(async {
         let e = Engine::open(&lake).await.unwrap();

@@ -61,11 +61,13 @@ fn is_level(s: &str) -> bool {
 fn split_header(line: &str) -> Option<Header<'_>> {
     let b = line.as_bytes();
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    // Log content is attacker-controlled: every cut below is at an ASCII
+    // space or checked with `get`, never inside a UTF-8 character.
     let (stamp, mut rest) = if b.len() > 20 && digit(0) && digit(3) && b[4] == b'-' && b[10] == b'T' {
         let end = line.find(' ')?;
         (Stamp::Full(&line[..end]), &line[end + 1..])
     } else if b.len() > 19 && digit(0) && b[4] == b'-' && b[10] == b' ' && b[13] == b':' {
-        (Stamp::Naive(&line[..19]), line[19..].trim_start())
+        (Stamp::Naive(line.get(..19)?), line.get(19..)?.trim_start())
     } else if b.len() > 9 && digit(0) && digit(1) && b[2] == b':' && b[5] == b':' {
         let end = line.find(' ')?;
         if !line[..end].ends_with('Z') {
@@ -144,6 +146,9 @@ impl ClaudeDesktopParser {
         let m: i64 = it.next()?.parse().ok()?;
         let sec: i64 = it.next()?.parse().ok()?;
         let frac = it.next().unwrap_or("0");
+        if !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
         let micros: i64 = format!("{:0<6}", &frac[..frac.len().min(6)]).parse().ok()?;
         if h > 23 || m > 59 || sec > 60 {
             return None;
@@ -201,7 +206,10 @@ impl ClaudeDesktopParser {
         let cut = truncation_regex().is_match(payload);
         let (body, truncated) = if payload.starts_with('{') {
             match serde_json::from_str::<Value>(payload) {
-                Ok(v) if v.is_object() => (Body::Json(v), cut),
+                Ok(mut v) if v.is_object() => {
+                    crate::mcp::keep_exact_id(&mut v, payload);
+                    (Body::Json(v), cut)
+                }
                 _ => {
                     if cut {
                         let joined = truncation_regex().replace_all(payload, "");

@@ -30,6 +30,62 @@ pub enum Val<'a> {
     Ts(Option<i64>),
 }
 
+impl Val<'_> {
+    /// The NULL of a column kind.
+    pub fn null(kind: mcpf_schema::Kind) -> Val<'static> {
+        use mcpf_schema::Kind;
+        match kind {
+            Kind::Utf8 => Val::Str(None),
+            Kind::Int64 => Val::Int(None),
+            Kind::Float64 => Val::Float(None),
+            Kind::Bool => Val::Bool(None),
+            Kind::Timestamp => Val::Ts(None),
+        }
+    }
+
+    fn kind(&self) -> mcpf_schema::Kind {
+        use mcpf_schema::Kind;
+        match self {
+            Val::Str(_) => Kind::Utf8,
+            Val::Int(_) => Kind::Int64,
+            Val::Float(_) => Kind::Float64,
+            Val::Bool(_) => Kind::Bool,
+            Val::Ts(_) => Kind::Timestamp,
+        }
+    }
+}
+
+/// A row built by column name rather than by position, so that a column
+/// added to or moved in the schema cannot shift a value into the wrong
+/// column. Cells start NULL.
+#[derive(Debug, Clone)]
+pub struct NamedRow<'a> {
+    table: Table,
+    cells: Vec<Val<'a>>,
+}
+
+impl<'a> NamedRow<'a> {
+    pub fn new(table: Table) -> Self {
+        NamedRow { table, cells: table.columns().iter().map(|c| Val::null(c.kind)).collect() }
+    }
+
+    /// Set a column. An unknown name or a value of the wrong kind is a bug
+    /// in the caller (names are constants of this program), caught by any
+    /// test that writes the row.
+    pub fn set(&mut self, name: &str, v: Val<'a>) -> &mut Self {
+        let i = self.table.column_index(name).unwrap_or_else(|| panic!("table {} has no column {name}", self.table.name()));
+        let want = self.table.columns()[i].kind;
+        assert_eq!(v.kind(), want, "{}.{name} is {want:?}", self.table.name());
+        self.cells[i] = v;
+        self
+    }
+
+    /// The cells in the table's column order.
+    pub fn cells(&self) -> &[Val<'a>] {
+        &self.cells
+    }
+}
+
 /// Where finished rows go: the lake writer, or a vector in tests.
 pub trait RowSink {
     /// One complete row, provenance included, in the table's column order.

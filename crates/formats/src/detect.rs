@@ -86,11 +86,51 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
         }
     }
     // A syslog file with no Postfix line yet (mail.err, a shared syslog):
-    // the Postfix parser accounts for its lines as other programs.
+    // the Postfix parser accounts for its lines as other programs. But not
+    // another MTA's log: a Sendmail or Exim syslog file read as Postfix gives
+    // no row and would not be named as unrecognized.
     best.map(|(f, _)| f).or_else(|| {
-        let syslog = lines.iter().filter(|l| crate::postfix::split_syslog(l).is_some()).count();
-        (syslog > 0 && syslog * 2 >= lines.len()).then_some(Format::Postfix)
+        let syslog: Vec<_> = lines.iter().filter_map(|l| crate::postfix::split_syslog(l)).collect();
+        let foreign = syslog.iter().any(|s| other_mta(s.program).is_some());
+        (!foreign && !syslog.is_empty() && syslog.len() * 2 >= lines.len()).then_some(Format::Postfix)
     })
+}
+
+/// The mail system a syslog program tag belongs to, for MTAs this tool has
+/// no parser for yet (their lines are not Postfix lines).
+pub fn other_mta(program: &str) -> Option<&'static str> {
+    let base = program.rsplit('/').next().unwrap_or(program);
+    match base {
+        "sendmail" | "sm-mta" | "sm-msp-queue" | "sm-mta-in" | "sm-mta-out" | "mailstats" => Some("Sendmail"),
+        "exim" | "exim4" | "exim-4" => Some("Exim"),
+        "smtpd" | "smtp" | "lookup" | "queue" if program == base => Some("OpenSMTPD (or another MTA without a postfix/ prefix)"),
+        "qmail" | "qmail-send" | "qmail-smtpd" | "qmail-remote" | "tcpserver" => Some("qmail"),
+        "courieresmtpd" | "courierd" | "courier" => Some("Courier"),
+        _ => None,
+    }
+}
+
+/// For a file no format claimed: what it most likely is, when the head
+/// says (another MTA's syslog lines, an Exim main log), to name in the
+/// ingest summary.
+pub fn likely_unsupported(head: &[u8]) -> Option<&'static str> {
+    let text = String::from_utf8_lossy(head);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(200).collect();
+    for l in &lines {
+        if let Some(mta) = crate::postfix::split_syslog(l).and_then(|s| other_mta(s.program)) {
+            return Some(mta);
+        }
+    }
+    // Exim's own main log: `2026-01-01 12:00:00 1t1ABC-000123-AB <= ...`.
+    let exim_id = |w: &str| w.len() >= 16 && w.as_bytes().get(6) == Some(&b'-') && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let exim = lines.iter().filter(|l| {
+        let mut w = l.split_whitespace();
+        matches!((w.next(), w.next(), w.next(), w.next()), (Some(d), Some(t), Some(id), Some(op)) if d.len() == 10 && t.len() >= 8 && exim_id(id) && matches!(op, "<=" | "=>" | "->" | "**" | "==" | "Completed"))
+    });
+    if exim.count() > 0 {
+        return Some("Exim main log");
+    }
+    None
 }
 
 #[cfg(test)]
@@ -114,6 +154,19 @@ mod tests {
         assert_eq!(detect_format(b"pattern: x\ndata: y\n"), None);
         assert_eq!(detect_format(b"{\n  \"TotalCount\": 1,\n  \"Messages\": [{\"MessageID\": \"x\", \"ReceivedAt\": \"2017-02-25T13:59:44-05:00\"}]}"), Some(Format::Postmark));
         assert_eq!(detect_format(b"Jun  3 10:40:57 mail dovecot: imap(u): Disconnected\n"), Some(Format::Postfix));
+        // Another MTA's syslog lines are not Postfix lines.
+        let sendmail = b"Nov 14 14:42:33 precise64 sm-mta[7527]: uAEKY1Xl007527: from=k@m.com, size=55, class=0, nrcpts=1, msgid=<2@p>, proto=SMTP, daemon=MTA-v4, relay=localhost [127.0.0.1]\n";
+        assert_eq!(detect_format(sendmail), None);
+        assert_eq!(likely_unsupported(sendmail), Some("Sendmail"));
+        let exim_syslog = b"Feb 14 10:00:00 mx exim[1234]: 1t1ABC-000123-AB <= a@b.example H=(x) [192.0.2.1] P=esmtp S=100\n";
+        assert_eq!(detect_format(exim_syslog), None);
+        let exim_main = b"2015-09-01 12:00:00 1ZWlsV-0003Yy-QK <= a@b.example U=alaveteli P=local S=2116\n";
+        assert_eq!(detect_format(exim_main), None);
+        assert_eq!(likely_unsupported(exim_main), Some("Exim main log"));
+        // The agentic-workflows gateway log carries "direction" and a payload
+        // that mentions "message", but it is not the wire-tap format.
+        let gateway = br#"{"timestamp":"2026-02-13T12:37:10.865Z","direction":"OUT","type":"REQUEST","server_id":"github","method":"tools/list","payload":{"jsonrpc":"2.0","method":"tools/list","params":{"message":"x"}}}"#;
+        assert_eq!(detect_format(gateway), None);
         assert_eq!("postfix".parse::<Format>(), Ok(Format::Postfix));
         assert!("nope".parse::<Format>().is_err());
     }

@@ -18,9 +18,19 @@ use crate::mcp::{Body, Direction, McpEvent, McpEventKind};
 use crate::time::parse_rfc3339;
 use crate::{Emit, Format, Line, Parser, SourceInfo};
 
+/// A line of the wire-tap format: an object whose `direction` is one of the
+/// tap's two values (other gateways' logs also have a `direction` key, with
+/// other values, and mention `message` inside their payloads).
 pub fn looks_like(line: &str) -> bool {
     let t = line.trim_start();
-    t.starts_with('{') && t.contains("\"direction\"") && t.contains("\"message\"")
+    if !t.starts_with('{') || !t.contains("\"message\"") {
+        return false;
+    }
+    let Some(at) = t.find("\"direction\"") else { return false };
+    let rest = t[at + "\"direction\"".len()..].trim_start();
+    let Some(rest) = rest.strip_prefix(':') else { return false };
+    let rest = rest.trim_start();
+    rest.starts_with("\"client_to_server\"") || rest.starts_with("\"server_to_client\"")
 }
 
 pub struct JsonRpcJsonlParser;
@@ -78,7 +88,14 @@ impl Parser for JsonRpcJsonlParser {
             return;
         };
         let message = match v.get("message") {
-            Some(m @ Value::Object(_)) => m.clone(),
+            Some(m @ Value::Object(_)) => {
+                let mut m = m.clone();
+                let lossy_id = matches!(m.get("id"), Some(Value::Number(n)) if n.is_f64());
+                if let Some(text) = lossy_id.then_some(()).and_then(|_| std::str::from_utf8(line.bytes).ok()).and_then(|l| crate::mcp::member_text(l, "message")) {
+                    crate::mcp::keep_exact_id(&mut m, text);
+                }
+                m
+            }
             _ => {
                 out.reject(&line.pos, 1, missing("message", "the JSON-RPC message object"), line.bytes, Some(ts));
                 return;

@@ -24,11 +24,12 @@ pub mod package;
 pub mod postmark;
 pub mod postfix;
 pub mod source;
+pub mod text;
 pub mod time;
 
 use std::sync::Arc;
 
-pub use collect::{Collector, LineOutcome, RowSink, SourceStats, Val};
+pub use collect::{Collector, LineOutcome, NamedRow, RowSink, SourceStats, Val};
 pub use detect::{detect_format, Format};
 
 /// Where a record sits in its source: what every row's provenance columns hold.
@@ -90,7 +91,19 @@ pub trait Parser {
     fn finish(&mut self, out: &mut dyn Emit);
 }
 
-/// Parse one whole file with `format`, writing rows to `sink`.
+/// What reading one source gave: its line accounting, and the read error
+/// that ended it early, if one did.
+#[derive(Debug)]
+pub struct ParseOutcome {
+    pub stats: SourceStats,
+    /// A read or decompression error (a truncated `.gz`, an I/O error, the
+    /// stop flag): the lines before it were parsed and are in `stats`; the
+    /// error is also kept in `_rejects` at the offset where reading stopped.
+    pub error: Option<std::io::Error>,
+}
+
+/// Parse one whole file with `format`, writing rows to `sink`; a read error
+/// is an `Err` (see [`parse_reader`] for the form that keeps partial work).
 ///
 /// The file is always read from its start so cross-line state is exact;
 /// only rows and lines at or after byte `emit_from` are written/counted.
@@ -105,11 +118,32 @@ pub fn parse_file(
     stop: Option<&std::sync::atomic::AtomicBool>,
 ) -> std::io::Result<SourceStats> {
     let (reader, _) = source::open_decompressed(path)?;
+    let out = parse_reader(reader, format, info, prov, emit_from, sink, stop);
+    match out.error {
+        Some(e) => Err(e),
+        None => Ok(out.stats),
+    }
+}
+
+/// Parse the (decompressed) bytes of one source with `format`, writing rows
+/// to `sink`. A read error ends the source: everything before it is kept
+/// and accounted for, the parser's open state is flushed, and the error is
+/// recorded in `_rejects` where reading stopped.
+pub fn parse_reader(
+    reader: Box<dyn std::io::BufRead + '_>,
+    format: Format,
+    info: &SourceInfo,
+    prov: collect::Provenance,
+    emit_from: u64,
+    sink: &mut dyn RowSink,
+    stop: Option<&std::sync::atomic::AtomicBool>,
+) -> ParseOutcome {
     let never = std::sync::atomic::AtomicBool::new(false);
     let reader = source::StoppableReader::new(reader, stop.unwrap_or(&never));
     let mut parser = parser_for(format, info);
     let mut collector = Collector::new(sink, prov, emit_from);
-    source::LineReader::new(reader).for_each(|line| {
+    let mut lines = source::LineReader::new(reader);
+    let result = lines.for_each(|line| {
         // Every format rejects an over-long line the same way, with its head kept.
         if line.too_long {
             let reason = format!("line of {} bytes exceeds the {} byte limit", line.full_len, source::MAX_LINE_BYTES);
@@ -117,9 +151,17 @@ pub fn parse_file(
         } else {
             parser.line(line, &mut collector)
         }
-    })?;
+    });
     parser.finish(&mut collector);
-    Ok(collector.finish())
+    let error = result.err();
+    if let Some(e) = &error {
+        if e.to_string() != source::STOPPED {
+            let at = Pos { offset: lines.offset(), line: lines.lines_read() + 1, pointer: None };
+            let reason = format!("read error at byte {} of the decompressed stream: {e}; the lines before it are kept, the rest of the source could not be read", at.offset);
+            collector.reject(&at, 0, reason, b"", None);
+        }
+    }
+    ParseOutcome { stats: collector.finish(), error }
 }
 
 /// Build the parser for a format.

@@ -156,6 +156,118 @@ fn json_text(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// Keep a JSON-RPC id exactly as written. serde_json reads a number into an
+/// f64 when it does not fit 64 bits, so `1180591620717411303424` and
+/// `1180591620717411303425` would become the same id (and `-0` would become
+/// `-0.0`), pairing a request with another's response. `text` is the
+/// message's JSON text; when the number's text as parsed differs from what
+/// is written, the id becomes the written text (ids are compared as text).
+pub fn keep_exact_id(message: &mut Value, text: &str) {
+    let Some(Value::Number(n)) = message.get("id") else { return };
+    // Integers that fit 64 bits are exact already.
+    if !n.is_f64() {
+        return;
+    }
+    let Some(written) = member_text(text, "id") else { return };
+    let written = written.trim();
+    if written != n.to_string() {
+        message["id"] = Value::String(written.to_string());
+    }
+}
+
+/// The JSON text of member `key` of the top-level object in `object_text`
+/// (the first such member), found by scanning: no number is converted on
+/// the way. None when the text is not an object or has no such member.
+pub fn member_text<'a>(object_text: &'a str, key: &str) -> Option<&'a str> {
+    let b = object_text.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    loop {
+        i = skip_ws(b, i);
+        match b.get(i)? {
+            b'}' => return None,
+            b',' => {
+                i += 1;
+                continue;
+            }
+            b'"' => {}
+            _ => return None,
+        }
+        let key_end = skip_string(b, i)?;
+        let name: String = serde_json::from_str(&object_text[i..key_end]).ok()?;
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(b, i + 1);
+        let end = skip_value(b, start)?;
+        if name == key {
+            return object_text.get(start..end);
+        }
+        i = end;
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+        i += 1;
+    }
+    i
+}
+
+/// `b[i]` is `"`: the index just past the closing quote.
+fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
+    i += 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The index just past the JSON value starting at `i` (iterative: nesting
+/// depth cannot exhaust the stack).
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => skip_string(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while j < b.len() {
+                match b[j] {
+                    b'"' => {
+                        j = skip_string(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let mut j = i;
+            while j < b.len() && !matches!(b[j], b',' | b'}' | b']') && !b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
 /// JSON-RPC ids are numbers or strings; compare them as text.
 fn id_text(v: &Value) -> Option<String> {
     match v {
@@ -751,6 +863,37 @@ impl McpDeriver {
             if let Some(s) = self.sessions.remove(&k) {
                 Self::close(s, out);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod exact_id_tests {
+    use super::*;
+
+    #[test]
+    fn ids_beyond_64_bits_stay_exact() {
+        let text = r#"{"jsonrpc":"2.0","id":1180591620717411303425,"result":{}}"#;
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        keep_exact_id(&mut v, text);
+        assert_eq!(id_text(&v["id"]).unwrap(), "1180591620717411303425");
+        let other = r#"{"jsonrpc":"2.0","id":1180591620717411303424,"result":{}}"#;
+        let mut w: Value = serde_json::from_str(other).unwrap();
+        keep_exact_id(&mut w, other);
+        assert_ne!(id_text(&v["id"]), id_text(&w["id"]));
+        let text = r#"{"jsonrpc":"2.0","id":-0,"result":{}}"#;
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        keep_exact_id(&mut v, text);
+        assert_eq!(id_text(&v["id"]).unwrap(), "-0");
+        let text = r#"{"jsonrpc":"2.0","id":7,"result":{}}"#;
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        keep_exact_id(&mut v, text);
+        assert_eq!(v["id"], serde_json::json!(7), "ordinary ids keep their type");
+        assert_eq!(member_text(r#"{"a":1,"message":{"id":12345678901234567890123}}"#, "message"), Some(r#"{"id":12345678901234567890123}"#));
+        assert_eq!(member_text(r#" { "s" : "x\"}" , "id" : 5 } "#, "id"), Some("5"));
+        assert_eq!(member_text(r#"{"nested":{"id":1},"id":[1,{"a":"]"}]}"#, "id"), Some(r#"[1,{"a":"]"}]"#));
+        for bad in ["", "[1]", "{", r#"{"id""#, r#"{"a":"#, "{\"a\":1", "{]]]]"] {
+            let _ = member_text(bad, "id");
         }
     }
 }

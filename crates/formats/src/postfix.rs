@@ -313,7 +313,7 @@ impl PostfixParser {
         match *stamp {
             Stamp::Rfc3339(s) => parse_rfc3339(s),
             Stamp::Classic(mo, d, h, m, s, us) => {
-                let y = self.years.year_for(mo);
+                let y = self.years.year_for_stamp(mo, d, h * 3600 + m * 60 + s);
                 from_parts(y, mo, d, h, m, s, us)
             }
         }

@@ -76,32 +76,32 @@ impl<R: BufRead> BufRead for StoppableReader<'_, R> {
 /// Open a file for reading its decompressed bytes. (A grown log is re-read
 /// from its start so cross-line state is exact; see `parse_file`.)
 pub fn open_decompressed(path: &Path) -> io::Result<(Box<dyn BufRead>, Compression)> {
-    let mut file = File::open(path)?;
-    let mut head = [0u8; 4];
-    let n = read_up_to(&mut file, &mut head)?;
-    let compression = Compression::sniff(&head[..n]);
-    use std::io::Seek;
-    file.seek(io::SeekFrom::Start(0))?;
-    let reader: Box<dyn BufRead> = match compression {
-        Compression::None => Box::new(BufReader::with_capacity(256 * 1024, file)),
-        Compression::Gzip => Box::new(BufReader::with_capacity(
-            256 * 1024,
-            flate2::read::MultiGzDecoder::new(BufReader::new(file)),
-        )),
-        Compression::Zstd => Box::new(BufReader::with_capacity(256 * 1024, zstd::stream::read::Decoder::new(file)?)),
-    };
-    Ok((reader, compression))
+    decompressed(File::open(path)?)
 }
 
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// The decompressed bytes of a raw stream, compression recognised from its
+/// first bytes (gzip members are read one after another, as `zcat` does).
+pub fn decompressed<'a, R: Read + 'a>(mut raw: R) -> io::Result<(Box<dyn BufRead + 'a>, Compression)> {
+    // Read the magic bytes with a loop: a short first read must not hide them.
+    let mut magic = [0u8; 4];
     let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
+    while n < magic.len() {
+        match raw.read(&mut magic[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok(n)
+    let head = magic[..n].to_vec();
+    let raw = BufReader::with_capacity(256 * 1024, io::Cursor::new(head.clone()).chain(raw));
+    let compression = Compression::sniff(&head);
+    let reader: Box<dyn BufRead + 'a> = match compression {
+        Compression::None => Box::new(raw),
+        Compression::Gzip => Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(raw))),
+        Compression::Zstd => Box::new(BufReader::with_capacity(256 * 1024, zstd::stream::read::Decoder::with_buffer(raw)?)),
+    };
+    Ok((reader, compression))
 }
 
 /// Read the first `max` decompressed bytes of a file, for format detection,
@@ -127,8 +127,18 @@ impl<R: BufRead> LineReader<R> {
         LineReader { inner, buf: Vec::with_capacity(8192), offset: 0, line_no: 0 }
     }
 
+    /// Bytes consumed so far (the offset of the next line).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Lines handed out so far.
+    pub fn lines_read(&self) -> u64 {
+        self.line_no
+    }
+
     /// Call `f` with every line. Returns the total bytes read.
-    pub fn for_each(mut self, mut f: impl FnMut(&Line<'_>)) -> io::Result<u64> {
+    pub fn for_each(&mut self, mut f: impl FnMut(&Line<'_>)) -> io::Result<u64> {
         loop {
             self.buf.clear();
             let start = self.offset;

@@ -62,26 +62,50 @@ pub fn from_parts(year: i32, month: u32, day: u32, h: u32, m: u32, s: u32, micro
 ///
 /// The first line's year is the `--year` hint, else the year of the file's
 /// modification time (one less when the first month lies after the mtime's
-/// month: a file written in January that starts in December). Afterwards
-/// the year advances whenever the month steps backwards (Dec → Jan).
+/// month: a file written in January that starts in December). After that,
+/// each line takes the year that puts it closest in time to the line before
+/// (within half a year either way), so a Dec → Jan step rolls over, and a
+/// line out of order (a late December line after January) stays in its own
+/// year instead of pushing every later line a year ahead. Without a hint, no
+/// line is placed after the file's modification time (plus a day for the
+/// stamp's unknown zone): a file cannot hold a line written after it was
+/// last written.
 #[derive(Debug, Clone)]
 pub struct YearTracker {
-    year: Option<i32>,
-    last_month: Option<u32>,
+    /// The previous line's year and time of year (month, day, seconds).
+    last: Option<(i32, u32, u32, u32)>,
     hint: Option<i32>,
     mtime: Option<i64>,
 }
 
+/// Slack for the file-time bound: year-less stamps are local time of an
+/// unknown zone, up to 14 hours off UTC.
+const MTIME_SLACK_S: i64 = 86_400;
+
 impl YearTracker {
     pub fn new(hint: Option<i32>, mtime_unix: Option<i64>) -> Self {
-        YearTracker { year: None, last_month: None, hint, mtime: mtime_unix }
+        YearTracker { last: None, hint, mtime: mtime_unix }
     }
 
+    /// The year of a stamp's month (day and time of day refine the choice).
     pub fn year_for(&mut self, month: u32) -> i32 {
-        let year = match (self.year, self.last_month) {
-            (Some(y), Some(last)) if month + 6 <= last => y + 1, // Dec -> Jan rollover
-            (Some(y), _) => y,
-            (None, _) => match self.hint {
+        self.year_for_stamp(month, 1, 0)
+    }
+
+    /// The year of a year-less stamp: month, day, seconds since midnight.
+    pub fn year_for_stamp(&mut self, month: u32, day: u32, secs: u32) -> i32 {
+        let year = match self.last {
+            Some((y, lm, ld, ls)) => {
+                // Position within a year, in seconds (months as 31 days: only
+                // comparisons need it).
+                let pos = |m: u32, d: u32, s: u32| ((m as i64 - 1) * 31 + (d as i64 - 1)) * 86_400 + s as i64;
+                let here = pos(month, day, secs);
+                let prev = pos(lm, ld, ls);
+                let year_len = 12 * 31 * 86_400;
+                // The candidate year whose placement is nearest the last line.
+                [y - 1, y, y + 1].into_iter().min_by_key(|c| ((*c - y) as i64 * year_len + here - prev).abs()).unwrap_or(y)
+            }
+            None => match self.hint {
                 Some(y) => y,
                 None => {
                     let now = self.mtime.unwrap_or_else(|| Utc::now().timestamp());
@@ -93,9 +117,24 @@ impl YearTracker {
                 }
             },
         };
-        self.year = Some(year);
-        self.last_month = Some(month);
-        year
+        let bounded = self.not_after_mtime(year, month, day, secs);
+        // A line moved back a year is an outlier (a clock jump); the lines
+        // after it are placed relative to the ones before it.
+        if bounded == year {
+            self.last = Some((year, month, day, secs));
+        }
+        bounded
+    }
+
+    /// Without `--year`, a stamp later than the file's time belongs to the
+    /// year before.
+    fn not_after_mtime(&self, year: i32, month: u32, day: u32, secs: u32) -> i32 {
+        let (None, Some(mtime)) = (self.hint, self.mtime) else { return year };
+        let at = from_parts(year, month, day.max(1), secs / 3600, (secs / 60) % 60, secs % 60, 0).map(|us| us / 1_000_000);
+        match at {
+            Some(t) if t > mtime.saturating_add(MTIME_SLACK_S) => year - 1,
+            _ => year,
+        }
     }
 }
 
@@ -123,6 +162,32 @@ mod tests {
         let mut t = YearTracker::new(None, Some(1641772800));
         assert_eq!(t.year_for(12), 2021);
         assert_eq!(t.year_for(1), 2022);
+    }
+
+    #[test]
+    fn out_of_order_lines_do_not_run_the_year_away() {
+        let mut t = YearTracker::new(Some(2026), None);
+        let seq = [(12, 31), (1, 1), (12, 31), (1, 1), (12, 30), (1, 2), (2, 1)];
+        let years: Vec<i32> = seq.iter().map(|(m, d)| t.year_for_stamp(*m, *d, 0)).collect();
+        assert_eq!(years, vec![2026, 2027, 2026, 2027, 2026, 2027, 2027]);
+    }
+
+    #[test]
+    fn no_line_after_the_file_time() {
+        // mtime 2026-03-10: a file that starts in November and runs into
+        // March spans November 2025 .. March 2026, never reaching 2027.
+        let mtime = parse_rfc3339("2026-03-10T00:00:00Z").unwrap() / 1_000_000;
+        let mut t = YearTracker::new(None, Some(mtime));
+        assert_eq!(t.year_for_stamp(11, 20, 0), 2025);
+        assert_eq!(t.year_for_stamp(1, 5, 0), 2026);
+        assert_eq!(t.year_for_stamp(3, 9, 0), 2026);
+        // A stray line dated after the file time (a clock jump) is placed a
+        // year earlier rather than in the future.
+        assert_eq!(t.year_for_stamp(3, 20, 0), 2025);
+        assert_eq!(t.year_for_stamp(3, 9, 1), 2026);
+        // The same file stamp with --year is taken as the user says.
+        let mut t = YearTracker::new(Some(2030), Some(mtime));
+        assert_eq!(t.year_for_stamp(11, 20, 0), 2030);
     }
 
     #[test]

@@ -65,3 +65,45 @@ proptest! {
         run_all(&input);
     }
 }
+
+/// Regression: a 20-byte line whose 19th byte starts a two-byte character
+/// panicked the Claude Desktop header split (a slice inside a UTF-8
+/// character) during format detection of every file. A malicious MCP server
+/// can write exactly this line to its stderr, which Desktop copies into the
+/// log that is the evidence against it.
+#[test]
+fn utf8_character_across_a_fixed_header_offset() {
+    let line = b"2026-01-01 12:00:0\xc3\xa9\n";
+    assert_eq!(line.len(), 21);
+    let _ = mcpf_formats::detect_format(line);
+    run_all(line);
+    // The same at every other fixed offset a header parser may cut at.
+    for at in 0..40 {
+        let mut b = b"2026-01-01T12:00:00.123Z [info] [srv] Message from client: {}".to_vec();
+        b.truncate(at.min(b.len()));
+        b.extend_from_slice("é€😀".as_bytes());
+        b.extend_from_slice(b" [x] y\n");
+        let _ = mcpf_formats::detect_format(&b);
+        run_all(&b);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Multi-byte characters spliced into real shapes: parsers cut lines at
+    /// fixed offsets, and any cut that is not at a character boundary panics.
+    #[test]
+    fn multibyte_characters_in_real_shapes(seed in 0..SEEDS.len(), at in proptest::collection::vec((0usize..400, 0usize..4), 1..6)) {
+        let chars = ["é", "€", "😀", "\u{202e}"];
+        let mut s = SEEDS[seed].to_string();
+        for (i, c) in at {
+            let mut i = i % (s.len() + 1);
+            while !s.is_char_boundary(i) { i -= 1; }
+            s.insert_str(i, chars[c]);
+        }
+        let _ = mcpf_formats::detect_format(s.as_bytes());
+        s.push('\n');
+        run_all(s.as_bytes());
+    }
+}

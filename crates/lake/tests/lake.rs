@@ -94,22 +94,18 @@ fn rejects_are_kept_with_reason_and_gz_is_read() {
     assert_eq!(count(&lake, "SELECT count(*) FROM _rejects WHERE reason LIKE 'postfix: not a syslog line%' AND source_line = 6"), 1);
 }
 
-#[test]
-fn interrupted_run_is_rolled_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("mail.log");
-    write(&log, PART1);
-    let lake = Lake::open(dir.path().join("lake")).unwrap();
-    lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
-
-    // A run that committed rows to mail_deliveries and died before its _ingest_log.
-    lake.block_on(async {
-        let mut table = lake.load_table(Table::MailDeliveries).await.unwrap().unwrap();
+/// Commit one forged row to mail_deliveries the way a run that then died
+/// would: a Delta commit tagged with its run id, and no published snapshot.
+fn commit_without_publishing(lake_dir: &Path, run: &str) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = url::Url::from_directory_path(lake_dir.join("mail_deliveries").canonicalize().unwrap()).unwrap();
+        let mut table = deltalake::open_table(url).await.unwrap();
         let mut b = TableBuilder::new(Table::MailDeliveries);
         let mut vals = vec![Val::Ts(Some(1_772_360_000_000_000)), Val::Str(Some("2026-03-01"))];
         for c in Table::MailDeliveries.columns().iter().skip(2) {
             vals.push(match (c.name, c.kind) {
-                ("ingest_id", _) => Val::Str(Some("crashed-run")),
+                ("ingest_id", _) => Val::Str(Some(run)),
                 (_, mcpf_schema::Kind::Utf8) => Val::Str(Some("x")),
                 (_, mcpf_schema::Kind::Int64) => Val::Int(Some(1)),
                 (_, mcpf_schema::Kind::Float64) => Val::Float(Some(1.0)),
@@ -120,26 +116,107 @@ fn interrupted_run_is_rolled_back() {
         b.append(&vals);
         let mut w = RecordBatchWriter::for_table(&table)
             .unwrap()
-            .with_commit_properties(CommitProperties::default().with_metadata([(INGEST_ID_KEY.to_string(), serde_json::json!("crashed-run"))]));
+            .with_commit_properties(CommitProperties::default().with_metadata([(INGEST_ID_KEY.to_string(), serde_json::json!(run))]));
         w.write(b.finish()).await.unwrap();
         w.flush_and_commit(&mut table).await.unwrap();
+        // And a data file it wrote but never committed.
+        std::fs::write(lake_dir.join("mail_deliveries/date=2026-03-01/part-99999-stray.zstd.parquet"), b"PAR1").unwrap();
     });
-    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 2);
+}
 
-    // The next ingest removes the orphaned rows before anything else.
-    let s = lake.ingest(&[log], &IngestOptions::default()).unwrap();
-    assert_eq!(s.recovered.len(), 1, "{:?}", s.recovered);
-    assert!(s.recovered[0].contains("crashed-run"));
-    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 1);
-    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries WHERE ingest_id = 'crashed-run'"), 0);
+fn parquet_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else if e.path().extension().is_some_and(|x| x == "parquet") {
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 #[test]
-fn missing_input_names_the_path() {
+fn an_unpublished_commit_is_invisible_and_rolled_back_by_the_next_writer() {
     let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    write(&log, PART1);
+    let lake_dir = dir.path().join("lake");
+    let lake = Lake::open(&lake_dir).unwrap();
+    lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
+    let files_before = parquet_files(&lake_dir.join("mail_deliveries"));
+
+    // A run that committed rows to mail_deliveries and died before publishing.
+    commit_without_publishing(&lake_dir, "crashed-run");
+    // Readers never see it, even before any recovery ran.
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 1);
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries WHERE ingest_id = 'crashed-run'"), 0);
+
+    // The next writer rolls it back (and removes its files) before anything else.
+    let s = lake.ingest(&[log], &IngestOptions::default()).unwrap();
+    assert_eq!(s.recovered.len(), 2, "{:?}", s.recovered);
+    assert!(s.recovered[0].contains("crashed-run") && s.recovered[0].contains("mail_deliveries"), "{:?}", s.recovered);
+    assert!(s.recovered[1].contains("removed 2 data file(s)"), "{:?}", s.recovered);
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 1);
+    assert_eq!(parquet_files(&lake_dir.join("mail_deliveries")), files_before, "no stray file is left for read_parquet to count");
+
+    // And says it once: the run after has nothing to recover.
+    let s = lake.ingest(&[], &IngestOptions::default()).unwrap();
+    assert!(s.recovered.is_empty(), "{:?}", s.recovered);
+}
+
+#[test]
+fn unreadable_sources_are_recorded_as_failed_and_the_rest_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("mail.log");
+    write(&good, PART1);
     let lake = Lake::open(dir.path().join("lake")).unwrap();
-    let e = lake.ingest(&[dir.path().join("nope.log")], &IngestOptions::default()).unwrap_err().to_string();
-    assert!(e.contains("nope.log") && e.contains("cannot read"), "{e}");
+    let s = lake.ingest(&[dir.path().join("nope.log"), good.clone()], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources.len(), 2);
+    assert_eq!(s.sources[0].action, SourceAction::Failed);
+    let e = s.sources[0].error.clone().unwrap();
+    assert!(e.contains("cannot read"), "{e}");
+    assert_eq!(s.failed_sources(), 1);
+    assert!(s.report(false).contains("nope.log"), "{}", s.report(false));
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 1, "the good file is in");
+    assert_eq!(count(&lake, "SELECT count(*) FROM _ingest_log WHERE status = 'failed' AND source_file LIKE '%nope.log' AND error LIKE 'cannot read%'"), 1);
+    // A failed source is tried again once it is there.
+    write(&dir.path().join("nope.log"), &PART1.replace("1A2B3C4D5E", "0F0F0F0F0F").replace("m1@", "m9@"));
+    let s = lake.ingest(&[dir.path().join("nope.log")], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::Full);
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 2);
+}
+
+#[test]
+fn a_truncated_gz_keeps_the_lines_before_the_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(PART1.repeat(200).as_bytes()).unwrap();
+    let gz = enc.finish().unwrap();
+    let cut = dir.path().join("cut.log.gz");
+    std::fs::write(&cut, &gz[..gz.len() * 2 / 3]).unwrap();
+    let trailing = dir.path().join("trailing.log.gz");
+    let mut t = gz.clone();
+    t.extend_from_slice(b"garbage after the gzip member");
+    std::fs::write(&trailing, &t).unwrap();
+    let zst = dir.path().join("garbage.log.zst");
+    std::fs::write(&zst, [0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+    let good = dir.path().join("good.log");
+    write(&good, PART1);
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let s = lake.ingest(&[cut, trailing, zst, good], &IngestOptions { format: Some(mcpf_formats::Format::Postfix), ..Default::default() }).unwrap();
+    let by_name = |n: &str| s.sources.iter().find(|r| r.path.to_string_lossy().ends_with(n)).unwrap();
+    let cut = by_name("cut.log.gz");
+    assert_eq!(cut.status(), "partial", "{cut:?}");
+    assert!(cut.stats.lines > 100 && cut.stats.balanced(), "{:?}", cut.stats);
+    assert_eq!(by_name("trailing.log.gz").stats.lines, 800, "every line of the whole member is read");
+    assert_eq!(by_name("good.log").status(), "ok");
+    assert_eq!(s.failed_sources(), 3);
+    assert_eq!(count(&lake, "SELECT count(*) FROM _rejects WHERE reason LIKE 'read error at byte %'"), 3);
+    assert_eq!(count(&lake, "SELECT count(*) FROM _ingest_log WHERE status = 'partial'"), 3);
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The columns every row carries so that a finding can be followed back to the
 /// exact bytes of the raw log it came from.
@@ -317,6 +317,8 @@ impl Table {
                 col("rows_json", Utf8, false, "JSON object: table -> rows written."),
                 col("duration_ms", Float64, false, "Wall time of parsing this source."),
                 col("tool_version", Utf8, false, "mcp-forensics version that ingested it."),
+                col("status", Utf8, false, "ok; partial (reading stopped at an error: the lines before it are in the lake, the error is in error and _rejects); failed (nothing could be read: tried again by the next ingest)."),
+                col("error", Utf8, true, "Why reading stopped early or failed; NULL when status is ok."),
             ],
             Table::Findings => vec![
                 col("ts", Timestamp, false, "When the detect run recorded the finding (UTC)."),
@@ -353,6 +355,11 @@ impl Table {
             .map(|c| Field::new(c.name, c.kind.arrow(), c.nullable))
             .collect();
         Arc::new(Schema::new(fields))
+    }
+
+    /// Position of a column by name.
+    pub fn column_index(self, name: &str) -> Option<usize> {
+        self.columns().iter().position(|c| c.name == name)
     }
 
     /// Partition columns of the Delta table.

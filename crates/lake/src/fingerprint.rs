@@ -1,0 +1,122 @@
+//! Content fingerprints (sha256) of raw logs, and reading exactly the bytes
+//! that were fingerprinted.
+//!
+//! A live log (`/var/log/mail.log`) grows while it is read. Ingest fixes the
+//! file's length once, from the open handle, hashes exactly that many bytes
+//! and parses exactly those bytes again through the same handle: what
+//! `_ingest_log` says was read is what was read, and the next run resumes at
+//! that length without reading a line twice.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// sha256 of no bytes: the prefix of a source ingested from its start.
+pub fn empty_sha() -> String {
+    hex(&Sha256::digest(b""))
+}
+
+/// The fingerprint of a file's first `len` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// sha256 of the `len` bytes.
+    pub sha256: String,
+    /// sha256 of the first `prefix` bytes, when asked for and `prefix <= len`.
+    pub prefix_sha256: Option<String>,
+    pub len: u64,
+}
+
+/// Hash the first `len` bytes of `file` (from its start), and its first
+/// `prefix` bytes. Fails when the file holds fewer than `len` bytes (it was
+/// truncated while being read).
+pub fn fingerprint(file: &mut File, len: u64, prefix: Option<u64>) -> io::Result<Fingerprint> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut h = Sha256::new();
+    let mut prefix_sha256 = match prefix {
+        Some(0) => Some(empty_sha()),
+        _ => None,
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done: u64 = 0;
+    let mut r = file.take(len);
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut chunk = &buf[..n];
+        if let Some(p) = prefix {
+            if prefix_sha256.is_none() && done + chunk.len() as u64 >= p {
+                let k = (p - done) as usize;
+                h.update(&chunk[..k]);
+                prefix_sha256 = Some(hex(&h.clone().finalize()));
+                chunk = &chunk[k..];
+                done += k as u64;
+            }
+        }
+        h.update(chunk);
+        done += chunk.len() as u64;
+    }
+    if done < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("the file shrank from {len} to {done} bytes while it was read")));
+    }
+    Ok(Fingerprint { sha256: hex(&h.finalize()), prefix_sha256, len })
+}
+
+/// [`fingerprint`] of a whole file by path (for `verify`).
+pub fn fingerprint_path(path: &Path, prefix: Option<u64>) -> io::Result<(String, Option<String>, u64)> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let fp = fingerprint(&mut f, len, prefix)?;
+    Ok((fp.sha256, fp.prefix_sha256, fp.len))
+}
+
+/// The first `len` bytes of `file`, from its start: the bytes [`fingerprint`]
+/// hashed, whatever is appended meanwhile.
+pub fn exact_bytes(file: &File, len: u64) -> io::Result<io::Take<File>> {
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(0))?;
+    Ok(f.take(len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn hashes_exactly_len_bytes_even_when_the_file_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("live.log");
+        std::fs::write(&p, b"one\ntwo\n").unwrap();
+        let mut f = File::open(&p).unwrap();
+        let len = f.metadata().unwrap().len();
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"three\n").unwrap();
+        let fp = fingerprint(&mut f, len, Some(4)).unwrap();
+        assert_eq!(fp.sha256, hex(&Sha256::digest(b"one\ntwo\n")));
+        assert_eq!(fp.prefix_sha256.unwrap(), hex(&Sha256::digest(b"one\n")));
+        let mut read = String::new();
+        exact_bytes(&f, len).unwrap().read_to_string(&mut read).unwrap();
+        assert_eq!(read, "one\ntwo\n");
+    }
+
+    #[test]
+    fn a_file_that_shrinks_while_read_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.log");
+        std::fs::write(&p, b"0123456789").unwrap();
+        let mut f = File::open(&p).unwrap();
+        std::fs::write(&p, b"012").unwrap();
+        let e = fingerprint(&mut f, 10, None).unwrap_err();
+        assert!(e.to_string().contains("shrank from 10 to 3"), "{e}");
+    }
+}

@@ -1,0 +1,431 @@
+//! The ingest pipeline: inputs → sources → parsed rows → one published lake
+//! state.
+//!
+//! Orchestration only; storage is [`crate::store`], the writers' lock and
+//! published snapshots are [`crate::layout`], and the transaction that ties
+//! them together is [`crate::txn`]. Per source: open once, fix its length,
+//! fingerprint exactly those bytes, skip what was ingested before, parse
+//! exactly the fingerprinted bytes, record the outcome in `_ingest_log`. A
+//! source that cannot be read is recorded as failed and the run goes on.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use mcpf_formats::collect::Provenance;
+use mcpf_formats::source::{decompressed, Compression};
+use mcpf_formats::{detect_format, Format, NamedRow, RowSink, SourceInfo, SourceStats, Val};
+use mcpf_schema::Table;
+use sha2::{Digest, Sha256};
+
+use crate::fingerprint::{empty_sha, exact_bytes, fingerprint, hex};
+use crate::sink::LakeSink;
+use crate::summary::{IngestSummary, SourceAction, SourceReport};
+use crate::txn::WriteTxn;
+use crate::{failpoint, Lake, LakeError, Result};
+
+/// How much of a source's decompressed start format detection looks at.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// What `ingest` should do besides its defaults.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Force a parser instead of auto-detection.
+    pub format: Option<Format>,
+    /// Year of the first line of year-less syslog timestamps.
+    pub year: Option<i32>,
+    /// Set from another thread to stop the run before it commits (Ctrl-C in
+    /// the Python bindings): nothing of the run becomes visible.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// One input path after expansion: a file to read, or why it cannot be.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub path: PathBuf,
+    /// Set when the path cannot be read as a source (missing, a dangling
+    /// link, a FIFO or device, an unlistable folder).
+    pub problem: Option<String>,
+}
+
+/// Expand files and directories (recursively, sorted) into sources. Nothing
+/// is dropped silently: an entry that is not a readable regular file comes
+/// back with its problem, to be recorded as a failed source.
+pub fn expand_inputs(paths: &[PathBuf]) -> Vec<Input> {
+    fn walk(p: &Path, out: &mut Vec<Input>, depth: usize) {
+        let problem = |m: String| Input { path: p.to_path_buf(), problem: Some(m) };
+        let meta = match fs::metadata(p) {
+            Ok(m) => m,
+            Err(e) => return out.push(problem(format!("cannot read: {e}"))),
+        };
+        if meta.is_file() {
+            out.push(Input { path: p.to_path_buf(), problem: None });
+        } else if meta.is_dir() {
+            if depth >= 64 {
+                return out.push(problem("folder nested deeper than 64 levels (a link loop?): not read".into()));
+            }
+            let entries = match fs::read_dir(p) {
+                Ok(e) => e,
+                Err(e) => return out.push(problem(format!("cannot list directory: {e}"))),
+            };
+            let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            for e in entries {
+                walk(&e, out, depth + 1);
+            }
+        } else {
+            out.push(problem(format!("not a regular file ({}): not read", special_kind(&meta))));
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out, 0);
+    }
+    out
+}
+
+#[cfg(unix)]
+fn special_kind(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_block_device() || t.is_char_device() {
+        "a device"
+    } else {
+        "not a file or folder"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &fs::Metadata) -> &'static str {
+    "not a file or folder"
+}
+
+/// What `_ingest_log` says about one path: its longest successful ingest.
+#[derive(Debug, Clone)]
+struct Seen {
+    sha: String,
+    size: u64,
+}
+
+/// Sources ingested before: content hashes, and the latest per path.
+#[derive(Debug, Default)]
+struct History {
+    shas: HashSet<String>,
+    by_path: HashMap<String, Seen>,
+}
+
+/// An id for one ingest run: time plus a hash of pid and inputs.
+fn new_run_id(inputs: &[Input]) -> String {
+    let now = chrono::Utc::now();
+    let mut h = Sha256::new();
+    h.update(now.timestamp_nanos_opt().unwrap_or(0).to_le_bytes());
+    h.update(std::process::id().to_le_bytes());
+    for i in inputs {
+        h.update(i.path.to_string_lossy().as_bytes());
+    }
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &hex(&h.finalize())[..12])
+}
+
+impl Lake {
+    /// Ingest files and directories. See the crate docs for the guarantees.
+    pub fn ingest(&self, inputs: &[PathBuf], opts: &IngestOptions) -> Result<IngestSummary> {
+        self.ingest_with(inputs, opts, &mut |_| {})
+    }
+
+    /// [`Lake::ingest`], calling `on_wait` once if another writer holds the
+    /// lake and this run has to wait for it.
+    pub fn ingest_with(&self, inputs: &[PathBuf], opts: &IngestOptions, on_wait: &mut dyn FnMut(&str)) -> Result<IngestSummary> {
+        let started = Instant::now();
+        let inputs = expand_inputs(inputs);
+        let run_id = new_run_id(&inputs);
+        let stop = opts.stop.as_deref();
+        let mut txn = WriteTxn::begin(self, "ingest", &run_id, stop, on_wait)?;
+        let outcome = self.run_ingest(&mut txn, inputs, opts);
+        match outcome {
+            Ok(mut summary) => {
+                failpoint("ingest-before-publish");
+                summary.recovered = txn.recovered().to_vec();
+                txn.publish()?;
+                summary.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+                Ok(summary)
+            }
+            Err(e) => {
+                // Nothing of this run may stay: roll back what it committed
+                // and remove the files it wrote, while still holding the lock.
+                txn.abort();
+                Err(e)
+            }
+        }
+    }
+
+    fn run_ingest(&self, txn: &mut WriteTxn<'_>, inputs: Vec<Input>, opts: &IngestOptions) -> Result<IngestSummary> {
+        let history = self.history()?;
+        let mut sink = LakeSink::open(self, txn.run_id())?;
+        let mut summary = IngestSummary { ingest_id: txn.run_id().to_string(), ..Default::default() };
+        let mut run = SourceRun { lake: self, opts, history: &history, ingested_now: HashSet::new(), run_id: Arc::from(txn.run_id()) };
+        for input in inputs {
+            if run.stopped() {
+                return Err(LakeError::Stopped);
+            }
+            let report = run.source(input, &mut sink)?;
+            for (t, n) in &report.stats.rows {
+                *summary.rows.entry(t).or_insert(0) += n;
+            }
+            summary.bytes += report.bytes;
+            summary.sources.push(report);
+        }
+        sink.flush_all();
+        if let Some(e) = sink.take_error() {
+            return Err(self.lake_err(e));
+        }
+        // Last moment to stop: the files written so far are in no commit.
+        if run.stopped() {
+            return Err(LakeError::Stopped);
+        }
+        failpoint("ingest-before-commit");
+        sink.commit(txn)?;
+        Ok(summary)
+    }
+
+    /// What `_ingest_log` recorded so far (failed sources are not "seen").
+    fn history(&self) -> Result<History> {
+        let mut h = History::default();
+        let batches = self.block_on(self.query_ingest_log("SELECT source_file, source_sha256, source_size FROM l WHERE status <> 'failed' ORDER BY ts"))?;
+        for b in &batches {
+            let file = crate::utf8_column(b, 0).map_err(|e| self.lake_err(e))?;
+            let sha = crate::utf8_column(b, 1).map_err(|e| self.lake_err(e))?;
+            let size = crate::i64_column(b, 2).map_err(|e| self.lake_err(e))?;
+            for i in 0..b.num_rows() {
+                let s = Seen { sha: sha.value(i).to_string(), size: size.value(i).max(0) as u64 };
+                h.shas.insert(s.sha.clone());
+                let e = h.by_path.entry(file.value(i).to_string()).or_insert(s.clone());
+                if s.size >= e.size {
+                    *e = s;
+                }
+            }
+        }
+        Ok(h)
+    }
+}
+
+/// The per-source half of a run.
+struct SourceRun<'a> {
+    lake: &'a Lake,
+    opts: &'a IngestOptions,
+    history: &'a History,
+    /// Contents ingested earlier in this run (two copies of one log).
+    ingested_now: HashSet<String>,
+    run_id: Arc<str>,
+}
+
+/// The bytes of one opened source, fixed at open time.
+struct Opened {
+    file: File,
+    size: u64,
+    mtime_unix: Option<i64>,
+}
+
+impl SourceRun<'_> {
+    fn stopped(&self) -> bool {
+        self.opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// Read one source into the sink and record it. Errors only for what
+    /// ends the whole run (a stop request, a lake write failure); a source
+    /// that cannot be read is a report with its error.
+    fn source(&mut self, input: Input, sink: &mut LakeSink<'_>) -> Result<SourceReport> {
+        let t0 = Instant::now();
+        let path = input.path;
+        // Exact for UTF-8 names; other bytes as \xNN (text::path_from_text reverses it).
+        let path_str = mcpf_formats::text::path_text(&path);
+        let failed = |this: &Self, sink: &mut LakeSink<'_>, error: String| -> Result<SourceReport> {
+            let report = SourceReport { path: path.clone(), format: None, action: SourceAction::Failed, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: Some(error), note: None };
+            this.log_source(sink, &path_str, &report, None, 0)?;
+            Ok(report)
+        };
+        if let Some(problem) = input.problem {
+            return failed(self, sink, problem);
+        }
+        let opened = match open_source(&path) {
+            Ok(o) => o,
+            Err(e) => return failed(self, sink, e),
+        };
+        failpoint("ingest-after-open");
+        let prior = self.history.by_path.get(&path_str).filter(|s| s.size < opened.size).cloned();
+        let mut file = match opened.file.try_clone() {
+            Ok(f) => f,
+            Err(e) => return failed(self, sink, format!("cannot read: {e}")),
+        };
+        let fp = match fingerprint(&mut file, opened.size, prior.as_ref().map(|p| p.size)) {
+            Ok(fp) => fp,
+            Err(e) => return failed(self, sink, format!("cannot read: {e}")),
+        };
+        failpoint("ingest-after-fingerprint");
+        let (head, compression) = read_head(&opened.file, opened.size);
+        let format = self.opts.format.or_else(|| detect_format(&head));
+        if self.history.shas.contains(&fp.sha256) || self.ingested_now.contains(&fp.sha256) {
+            return Ok(SourceReport { path, format, action: SourceAction::AlreadyIngested, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: None, note: None });
+        }
+        self.ingested_now.insert(fp.sha256.clone());
+        // A grown plain file whose old bytes are unchanged adds its new part.
+        let resume_from = match (&prior, &fp.prefix_sha256) {
+            (Some(p), Some(ps)) if compression == Compression::None && *ps == p.sha => p.size,
+            _ => 0,
+        };
+        let info = SourceInfo { path: Arc::from(path_str.as_str()), mtime_unix: opened.mtime_unix, year_hint: self.opts.year };
+        let (stats, error) = self.parse(&opened, format, &info, resume_from, sink);
+        if self.stopped() {
+            return Err(LakeError::Stopped);
+        }
+        if let Some(e) = sink.take_error() {
+            return Err(self.lake.lake_err(e));
+        }
+        let action = if resume_from > 0 { SourceAction::Resumed(resume_from) } else { SourceAction::Full };
+        let bytes = opened.size - resume_from;
+        let note = format_doubt(format, &stats, &head);
+        let report = SourceReport { path, format, action, stats, bytes, duration_ms: t0.elapsed().as_secs_f64() * 1000.0, error, note };
+        let prefix = if resume_from > 0 { fp.prefix_sha256.clone() } else { None };
+        self.log_source(sink, &path_str, &report, Some((&fp.sha256, opened.size, prefix.as_deref())), resume_from)?;
+        Ok(report)
+    }
+
+    /// Parse exactly the fingerprinted bytes; a read error ends the source
+    /// with what was read before it.
+    fn parse(&self, opened: &Opened, format: Option<Format>, info: &SourceInfo, resume_from: u64, sink: &mut LakeSink<'_>) -> (SourceStats, Option<String>) {
+        let raw = match exact_bytes(&opened.file, opened.size) {
+            Ok(r) => r,
+            Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}"))),
+        };
+        let (reader, _) = match decompressed(raw) {
+            Ok(r) => r,
+            Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}"))),
+        };
+        match format {
+            Some(f) => {
+                let prov = Provenance { format: f, file: info.path.clone(), ingest_id: self.run_id.clone() };
+                let out = mcpf_formats::parse_reader(reader, f, info, prov, resume_from, sink, self.opts.stop.as_deref());
+                (out.stats, out.error.map(|e| e.to_string()))
+            }
+            None => count_unrecognized(reader, resume_from, self.opts.stop.as_deref()),
+        }
+    }
+
+    /// The source's row in `_ingest_log`. `content` is (sha256, size,
+    /// prefix sha256 when resumed) for a source that was fingerprinted.
+    fn log_source(&self, sink: &mut LakeSink<'_>, path_str: &str, r: &SourceReport, content: Option<(&str, u64, Option<&str>)>, resume_from: u64) -> Result<()> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let date = mcpf_formats::time::date_of(now);
+        let reasons = serde_json::to_string(&r.stats.skipped_reasons).unwrap_or_default();
+        let rows = serde_json::to_string(&r.stats.rows).unwrap_or_default();
+        let empty = empty_sha();
+        let (sha, size, prefix) = content.unwrap_or(("", 0, None));
+        let fmt_name = r.format.map(|f| f.name()).unwrap_or("unrecognized");
+        let n = |v: u64| Val::Int(Some(v as i64));
+        let mut row = NamedRow::new(Table::IngestLog);
+        row.set("ts", Val::Ts(Some(now)))
+            .set("date", Val::Str(Some(&date)))
+            .set("source_sha256", Val::Str(Some(sha)))
+            .set("source_size", n(size))
+            .set("resumed_from", n(resume_from))
+            .set("prefix_sha256", Val::Str(Some(prefix.unwrap_or(&empty))))
+            .set("lines", n(r.stats.lines))
+            .set("lines_parsed", n(r.stats.parsed))
+            .set("lines_rejected", n(r.stats.rejected))
+            .set("lines_skipped", n(r.stats.skipped))
+            .set("skipped_reasons", Val::Str(Some(&reasons)))
+            .set("rows_json", Val::Str(Some(&rows)))
+            .set("duration_ms", Val::Float(Some(r.duration_ms)))
+            .set("tool_version", Val::Str(Some(env!("CARGO_PKG_VERSION"))))
+            .set("status", Val::Str(Some(r.status())))
+            .set("error", Val::Str(r.error.as_deref()))
+            .set("source_format", Val::Str(Some(fmt_name)))
+            .set("source_file", Val::Str(Some(path_str)))
+            .set("source_offset", n(resume_from))
+            .set("source_line", n(0))
+            .set("ingest_id", Val::Str(Some(&self.run_id)));
+        sink.row(Table::IngestLog, row.cells());
+        match sink.take_error() {
+            Some(e) => Err(self.lake.lake_err(e)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What to tell the user about a source's format: what an unrecognized file
+/// looks like, or that a claimed file had many lines rejected (more than one
+/// in twenty, of at least twenty): then it is probably another format.
+fn format_doubt(format: Option<Format>, stats: &SourceStats, head: &[u8]) -> Option<String> {
+    let likely = mcpf_formats::detect::likely_unsupported(head);
+    match format {
+        None => likely.map(|m| format!("looks like {m}, which has no parser yet")),
+        Some(f) if stats.lines >= 20 && stats.rejected * 20 > stats.lines => Some(format!(
+            "{} of {} lines ({:.0}%) rejected by the {f} parser: the file is probably another format{}; force a parser with --format",
+            stats.rejected,
+            stats.lines,
+            stats.rejected as f64 * 100.0 / stats.lines as f64,
+            likely.map(|m| format!(" (it looks like {m})")).unwrap_or_default()
+        )),
+        _ => None,
+    }
+}
+
+/// Open a source and fix its length and time from the open handle, so
+/// everything after reads the same file however the path changes.
+fn open_source(path: &Path) -> std::result::Result<Opened, String> {
+    let file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("not a regular file ({}): not read", special_kind(&meta)));
+    }
+    // A clock far in the future must not overflow later time arithmetic.
+    let mtime_unix = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .filter(|s| *s < 253_402_300_800) // 9999-12-31
+        .map(|s| s as i64);
+    Ok(Opened { file, size: meta.len(), mtime_unix })
+}
+
+/// The first decompressed bytes of the fingerprinted content, for format
+/// detection (whatever could be decoded before an error).
+fn read_head(file: &File, size: u64) -> (Vec<u8>, Compression) {
+    let Ok(raw) = exact_bytes(file, size) else { return (vec![], Compression::None) };
+    let Ok((r, compression)) = decompressed(raw) else { return (vec![], Compression::None) };
+    let mut head = Vec::with_capacity(HEAD_BYTES.min(size as usize + 16));
+    let mut r = r.take(HEAD_BYTES as u64);
+    let mut buf = [0u8; 8192];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    (head, compression)
+}
+
+/// A source no parser recognised: every line is counted as skipped.
+fn count_unrecognized(reader: Box<dyn std::io::BufRead + '_>, from: u64, stop: Option<&AtomicBool>) -> (SourceStats, Option<String>) {
+    let never = AtomicBool::new(false);
+    let reader = mcpf_formats::source::StoppableReader::new(reader, stop.unwrap_or(&never));
+    let mut stats = SourceStats::default();
+    let result = mcpf_formats::source::LineReader::new(reader).for_each(|l| {
+        if l.pos.offset >= from {
+            stats.lines += 1;
+            stats.skipped += 1;
+        }
+    });
+    if stats.skipped > 0 {
+        stats.skipped_reasons.insert("unrecognized file format (use --format to force a parser)".into(), stats.skipped);
+    }
+    (stats, result.err().map(|e| e.to_string()))
+}

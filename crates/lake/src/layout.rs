@@ -1,0 +1,288 @@
+//! The lake's own bookkeeping beside its Delta tables, in `_lake/`.
+//!
+//! - `lake.json` marks the folder as an mcp-forensics lake. A reader given a
+//!   folder without it is told so, instead of reporting "no findings" over
+//!   a folder that holds no evidence at all.
+//! - `lock` is the writers' lock: an OS file lock (`flock`), so a holder that
+//!   crashes or is killed releases it with its last file descriptor and can
+//!   never leave it stuck. Every writer (ingest, `detect --record`,
+//!   recovery) holds it from before it reads the lake state until after it
+//!   published the new one. While it holds it, no other writer is alive, which
+//!   is what lets recovery call a run "dead" with certainty.
+//! - `snapshots/NNNNNNNNNNNNNNNNNNNN.json` are the lake's published states:
+//!   each names the Delta version of every table after one completed writer
+//!   run. Readers open every table at the versions of the newest snapshot, so
+//!   they see only completed runs, and one consistent state of all tables,
+//!   whatever a writer is doing meanwhile. A snapshot is written to a
+//!   temporary name and renamed into place, so it is never seen half-written.
+//! - `runs/RUN_ID.json` is the journal of a writer run, created before its
+//!   first write and removed after its snapshot is published. One left behind
+//!   means that run died; the next writer removes its files.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the bookkeeping folder under the lake root.
+pub const LAKE_DIR: &str = "_lake";
+/// Bumped when the layout of `_lake/` changes meaning.
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// What `lake.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Marker {
+    /// Always `mcp-forensics-lake`.
+    pub kind: String,
+    pub layout_version: u32,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+/// One published state of the lake.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    /// 1, 2, 3 ...: the file's number.
+    pub sequence: u64,
+    /// The writer run that published it (an ingest id, a detect run id, ...).
+    pub run_id: String,
+    /// ingest, detect, recover.
+    pub kind: String,
+    pub committed_at: String,
+    /// Delta version of every table that exists, by table name.
+    pub tables: BTreeMap<String, u64>,
+}
+
+/// The paths of `_lake/` under one lake root.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        Layout { root: root.to_path_buf() }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join(LAKE_DIR)
+    }
+
+    fn marker_path(&self) -> PathBuf {
+        self.dir().join("lake.json")
+    }
+
+    fn snapshots_dir(&self) -> PathBuf {
+        self.dir().join("snapshots")
+    }
+
+    fn runs_dir(&self) -> PathBuf {
+        self.dir().join("runs")
+    }
+
+    /// Whether `lake.json` is there.
+    pub fn has_marker(&self) -> bool {
+        self.marker_path().is_file()
+    }
+
+    /// Create `_lake/` and `lake.json` (a no-op when they exist).
+    pub fn create(&self) -> io::Result<()> {
+        fs::create_dir_all(self.snapshots_dir())?;
+        fs::create_dir_all(self.runs_dir())?;
+        if !self.has_marker() {
+            let m = Marker {
+                kind: "mcp-forensics-lake".into(),
+                layout_version: LAYOUT_VERSION,
+                created_at: chrono::Utc::now().to_rfc3339(),
+                created_by: format!("mcp-forensics {}", env!("CARGO_PKG_VERSION")),
+            };
+            write_atomically(&self.marker_path(), &serde_json::to_vec_pretty(&m).map_err(io::Error::other)?)?;
+        }
+        Ok(())
+    }
+
+    /// The newest published snapshot, if any.
+    pub fn latest_snapshot(&self) -> io::Result<Option<Snapshot>> {
+        let Some(seq) = self.latest_sequence()? else { return Ok(None) };
+        let path = self.snapshots_dir().join(snapshot_name(seq));
+        let bytes = fs::read(&path)?;
+        let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
+        Ok(Some(snap))
+    }
+
+    fn latest_sequence(&self) -> io::Result<Option<u64>> {
+        let entries = match fs::read_dir(self.snapshots_dir()) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut best = None;
+        for e in entries {
+            let name = e?.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
+            if stem.len() == 20 {
+                if let Ok(n) = stem.parse::<u64>() {
+                    best = best.max(Some(n));
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// Publish the next snapshot. Only a holder of the writers' lock calls it.
+    pub fn publish(&self, _lock: &WriterLock, run_id: &str, kind: &str, tables: BTreeMap<String, u64>) -> io::Result<Snapshot> {
+        let sequence = self.latest_sequence()?.unwrap_or(0) + 1;
+        let snap = Snapshot { sequence, run_id: run_id.into(), kind: kind.into(), committed_at: chrono::Utc::now().to_rfc3339(), tables };
+        fs::create_dir_all(self.snapshots_dir())?;
+        write_atomically(&self.snapshots_dir().join(snapshot_name(sequence)), &serde_json::to_vec_pretty(&snap).map_err(io::Error::other)?)?;
+        Ok(snap)
+    }
+
+    /// Record that a writer run started (its journal).
+    pub fn begin_run(&self, _lock: &WriterLock, run_id: &str, kind: &str) -> io::Result<()> {
+        fs::create_dir_all(self.runs_dir())?;
+        let j = serde_json::json!({"run_id": run_id, "kind": kind, "pid": std::process::id(), "started_at": chrono::Utc::now().to_rfc3339()});
+        write_atomically(&self.runs_dir().join(format!("{}.json", safe_name(run_id))), j.to_string().as_bytes())
+    }
+
+    /// The run finished (published, or cleaned up after): drop its journal.
+    pub fn end_run(&self, run_id: &str) -> io::Result<()> {
+        match fs::remove_file(self.runs_dir().join(format!("{}.json", safe_name(run_id)))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Journals of runs that did not finish. Called with the lock held, when
+    /// every one of them is a dead run.
+    pub fn unfinished_runs(&self, _lock: &WriterLock) -> io::Result<Vec<String>> {
+        let entries = match fs::read_dir(self.runs_dir()) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(e),
+        };
+        let mut ids = Vec::new();
+        for e in entries {
+            let name = e?.file_name();
+            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                ids.push(id.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Take the writers' lock, waiting for the current holder. `on_wait` is
+    /// called once, with what the holder wrote about itself, when the lock is
+    /// busy; `stop` gives up waiting.
+    pub fn lock(&self, what: &str, on_wait: &mut dyn FnMut(&str), stop: Option<&AtomicBool>) -> io::Result<WriterLock> {
+        fs::create_dir_all(self.dir())?;
+        let path = self.dir().join("lock");
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {
+                    if !told {
+                        let holder = fs::read_to_string(&path).unwrap_or_default();
+                        on_wait(holder.trim());
+                        told = true;
+                    }
+                    if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                        return Err(io::Error::other(crate::STOPPED_WAITING));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+        // Who holds it, for the next waiter's message (the lock itself is the
+        // OS lock, not this text).
+        file.set_len(0)?;
+        let _ = write!(file, "pid {} ({what}) since {}", std::process::id(), chrono::Utc::now().to_rfc3339());
+        Ok(WriterLock { _file: file })
+    }
+}
+
+/// Held while a writer runs; dropping it (or the process ending in any way)
+/// releases the lock.
+#[derive(Debug)]
+pub struct WriterLock {
+    _file: File,
+}
+
+fn snapshot_name(seq: u64) -> String {
+    format!("{seq:020}.json")
+}
+
+/// Run ids are ours, but a journal's name must never leave `runs/`.
+fn safe_name(id: &str) -> String {
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// Write to a temporary file in the same folder, sync, and rename into place:
+/// a reader sees the old file or the whole new one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("f"), std::process::id()));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_are_numbered_and_the_newest_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new(dir.path());
+        l.create().unwrap();
+        assert!(l.has_marker());
+        assert_eq!(l.latest_snapshot().unwrap(), None);
+        let lock = l.lock("test", &mut |_| {}, None).unwrap();
+        let a = l.publish(&lock, "r1", "ingest", BTreeMap::from([("t".to_string(), 3)])).unwrap();
+        let b = l.publish(&lock, "r2", "ingest", BTreeMap::from([("t".to_string(), 5)])).unwrap();
+        assert_eq!((a.sequence, b.sequence), (1, 2));
+        assert_eq!(l.latest_snapshot().unwrap().unwrap(), b);
+    }
+
+    #[test]
+    fn the_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new(dir.path());
+        let held = l.lock("first", &mut |_| {}, None).unwrap();
+        let stop = AtomicBool::new(true);
+        let mut seen = String::new();
+        let e = l.lock("second", &mut |h| seen = h.to_string(), Some(&stop)).unwrap_err();
+        assert_eq!(e.to_string(), crate::STOPPED_WAITING);
+        assert!(seen.contains("(first)") && seen.contains(&format!("pid {}", std::process::id())), "{seen}");
+        drop(held);
+        l.lock("second", &mut |_| panic!("free now"), None).unwrap();
+    }
+
+    #[test]
+    fn journals_of_unfinished_runs_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new(dir.path());
+        let lock = l.lock("t", &mut |_| {}, None).unwrap();
+        l.begin_run(&lock, "20260101T000000Z-abc", "ingest").unwrap();
+        l.begin_run(&lock, "../../evil", "ingest").unwrap();
+        assert_eq!(l.unfinished_runs(&lock).unwrap(), vec!["20260101T000000Z-abc".to_string(), "______evil".to_string()]);
+        l.end_run("20260101T000000Z-abc").unwrap();
+        assert_eq!(l.unfinished_runs(&lock).unwrap().len(), 1);
+    }
+}
