@@ -112,7 +112,7 @@ enum Command {
         lake: PathBuf,
         #[arg(long, default_value = "table")]
         format: OutputFormat,
-        /// Bind a named parameter: NAME=VALUE (text; use $NAME in the query).
+        /// Bind a named parameter: NAME=VALUE binds text (a queue id or phone number stays text); NAME:int=, NAME:float=, NAME:bool= bind typed values. Use $NAME in the query.
         #[arg(long = "param")]
         params: Vec<String>,
         /// Folder of lists (NAME.txt becomes table list_NAME); the rules' lists exist empty without it.
@@ -338,8 +338,9 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             let lake = require_lake(&lake)?;
             let mut bound = Vec::new();
             for p in &params {
-                let (k, v) = p.split_once('=').ok_or_else(|| UserError(format!("--param {p:?}: expected NAME=VALUE")))?;
-                bound.push((k.to_string(), datafusion_scalar(v)));
+                let (k, v) = p.split_once('=').ok_or_else(|| UserError(format!("--param {p:?}: expected NAME=VALUE or NAME:TYPE=VALUE (TYPE int, float, bool, text)")))?;
+                let (name, value) = sql_param(k, v)?;
+                bound.push((name, value));
             }
             let setup = RuleSetup { rules: mcpf_detect::embedded_rules(), lists, params: Default::default() };
             let (_, batches) = ops::sql(&lake, &setup, &query, bound, None)?;
@@ -450,19 +451,21 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a verify state means for the analyst.
-/// Command-line parameter text → a typed scalar (integer, number, boolean, else text).
-fn datafusion_scalar(v: &str) -> datafusion::scalar::ScalarValue {
+/// `--param NAME=VALUE` (text) or `NAME:TYPE=VALUE`: what the user typed
+/// is bound as text unless a type is named, so `8713254` (a queue id, an
+/// account number) is never silently compared as a number.
+fn sql_param(key: &str, v: &str) -> Result<(String, datafusion::scalar::ScalarValue), UserError> {
     use datafusion::scalar::ScalarValue;
-    if let Ok(i) = v.parse::<i64>() {
-        ScalarValue::Int64(Some(i))
-    } else if let Ok(f) = v.parse::<f64>() {
-        ScalarValue::Float64(Some(f))
-    } else if let Ok(b) = v.parse::<bool>() {
-        ScalarValue::Boolean(Some(b))
-    } else {
-        ScalarValue::Utf8(Some(v.to_string()))
-    }
+    let (name, kind) = key.split_once(':').unwrap_or((key, "text"));
+    let bad = |what: &str| UserError(format!("--param {key}={v:?}: expected {what}"));
+    let value = match kind {
+        "text" | "str" | "string" => ScalarValue::Utf8(Some(v.to_string())),
+        "int" => ScalarValue::Int64(Some(v.parse().map_err(|_| bad("an integer"))?)),
+        "float" => ScalarValue::Float64(Some(v.parse().map_err(|_| bad("a number"))?)),
+        "bool" => ScalarValue::Boolean(Some(v.parse().map_err(|_| bad("true or false"))?)),
+        other => return Err(UserError(format!("--param {key}: unknown type {other:?}; use int, float, bool or text"))),
+    };
+    Ok((name.to_string(), value))
 }
 
 fn main() -> ExitCode {

@@ -418,3 +418,17 @@ fn fifos_and_dangling_links_are_reported_not_skipped_and_the_rest_commits() {
     let o = run(&["sql", "--lake", lake.to_str().unwrap(), "--format", "csv", q]);
     assert_eq!(String::from_utf8_lossy(&o.stdout), "status,count(*)\nfailed,2\nok,1\n");
 }
+
+#[test]
+fn sql_parameters_are_text_unless_typed() {
+    let fx = Fixture::new();
+    let lake = fx.path("lake");
+    let log = fx.file("mail.log", &postfix_log(2, 9));
+    assert!(ingest(&lake, &[&log]).status.success());
+    let l = lake.to_str().unwrap();
+    let o = run(&["sql", "--lake", l, "--format", "csv", "--param", "q=8713254", "--param", "n:int=5", "SELECT arrow_typeof($q) AS q, arrow_typeof($n) AS n, $q = '8713254' AS same"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "q,n,same\nUtf8,Int64,true\n", "{}", text(&o));
+    let o = run(&["sql", "--lake", l, "--param", "n:int=five", "SELECT $n"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("expected an integer"), "{}", text(&o));
+}

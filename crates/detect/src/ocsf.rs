@@ -33,6 +33,7 @@ const PARENT_TECHNIQUES: &[(&str, &str)] = &[
     ("T1114", "Email Collection"),
     ("T1195", "Supply Chain Compromise"),
     ("T1552", "Unsecured Credentials"),
+    ("T1565", "Data Manipulation"),
     ("T1567", "Exfiltration Over Web Service"),
 ];
 

@@ -48,11 +48,28 @@ UNION ALL
 SELECT ts, 'Mail delivery',
        concat(coalesce(sender, ''), ' -> ', recipient, CASE WHEN orig_recipient IS NOT NULL THEN concat(' (for ', orig_recipient, ')') ELSE '' END,
               ' [', recipient_role, '] ', status, CASE WHEN message_id IS NOT NULL THEN concat(' message-id ', message_id) ELSE '' END,
-              CASE WHEN relay IS NOT NULL THEN concat(' via ', relay) ELSE '' END),
+              CASE WHEN relay IS NOT NULL THEN concat(' via ', relay) ELSE '' END,
+              CASE WHEN delivery_kind = 'filter_hop' THEN concat(' (content-filter hop, re-queued as ', coalesce(next_queue_id, '?'), ')') ELSE '' END),
        'mail_deliveries', source_file, source_line, source_offset, source_pointer
 FROM mail_deliveries
-WHERE recipient = $e OR sender = $e OR orig_recipient = $e OR lower(message_id) = $e OR lower(queue_id) = $e
+WHERE recipient = $e OR sender = $e OR orig_recipient = $e OR lower(message_id) = $e OR lower(queue_id) = $e OR lower(next_queue_id) = $e
    OR lower(message_id) IN (SELECT mid FROM message_ids_of_entity)
+UNION ALL
+SELECT last_seen, 'Mail message',
+       concat('message ', queue_id, ' on ', coalesce(host, '?'), ' from ', coalesce(sender, '?'), ': ', final_state, ' (', CAST(recipients AS VARCHAR), ' recipient(s), ',
+              CAST(delivered AS VARCHAR), ' delivered)', CASE WHEN filtered_from IS NOT NULL THEN concat(', re-injected from ', filtered_from) ELSE '' END,
+              CASE WHEN filtered_to IS NOT NULL THEN concat(', filtered into ', filtered_to) ELSE '' END),
+       'mail_messages', source_file, source_line, source_offset, source_pointer
+FROM mail_messages
+WHERE sender = $e OR lower(message_id) = $e OR lower(queue_id) = $e OR lower(filtered_to) = $e OR lower(filtered_from) = $e
+   OR lower(message_id) IN (SELECT mid FROM message_ids_of_entity)
+UNION ALL
+SELECT ts, 'Mail event',
+       concat(event, coalesce(concat(' at ', stage), ''), ': ', coalesce(sender, '?'), ' -> ', coalesce(recipient, '?'),
+              coalesce(concat(' redirected to ', redirect_to), ''), coalesce(concat(' from ', client), ''), ' (', reason, ')'),
+       'mail_events', source_file, source_line, source_offset, source_pointer
+FROM mail_events
+WHERE sender = $e OR recipient = $e OR redirect_to = $e OR lower(queue_id) = $e
 "#;
 
 /// Normalize what the user typed: trim, drop angle brackets, lower case.

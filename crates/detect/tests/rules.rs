@@ -282,3 +282,29 @@ fn package_from_client_configuration() {
     assert!(v[0].key.ends_with("mailer package: 1.0.15 -> 1.0.16"), "{}", v[0].key);
     assert!(v[0].detail.as_deref().unwrap().contains("(from the client configuration); serverInfo.version stayed 1.0.0"), "{:?}", v[0].detail);
 }
+
+/// Regression: a call with more addresses than are kept used to keep the
+/// first 10,000 and report every later delivered recipient as unintended (a
+/// HIGH finding per address). What was not read is "not observed".
+#[test]
+fn recipients_past_the_kept_limit_are_not_reported_as_unintended() {
+    let many: Vec<String> = (0..100_050).map(|i| format!("r{i}@list.example")).collect();
+    let mut w = init("2026-03-01T10:00:00Z", 1, "1.0.0");
+    w.extend(call("2026-03-01T10:00:01Z", 2, json!({"from": "agent@corp.example", "to": many}), "Email sent. MessageID: big-1@corp.example"));
+    // Delivered: one address inside the kept part, two past it.
+    let log = mail(
+        "2026-03-01T10:00:02+00:00",
+        "ABCDEF0123",
+        "big-1@corp.example",
+        "agent@corp.example",
+        &[("r1@list.example", None), ("r100020@list.example", None), ("r100049@list.example", None)],
+    );
+    let f = run(&w, &log, &[]);
+    assert!(of(&f, "mail.unintended_recipient").is_empty(), "{:#?}", of(&f, "mail.unintended_recipient"));
+    // The same shape with a short list still finds a recipient nobody asked for.
+    let mut w = init("2026-03-01T10:00:00Z", 1, "1.0.0");
+    w.extend(call("2026-03-01T10:00:01Z", 2, json!({"from": "agent@corp.example", "to": ["r1@list.example"]}), "Email sent. MessageID: small-1@corp.example"));
+    let log = mail("2026-03-01T10:00:02+00:00", "ABCDEF0124", "small-1@corp.example", "agent@corp.example", &[("r1@list.example", None), ("drop@exfil.example", None)]);
+    let f = run(&w, &log, &[]);
+    assert_eq!(of(&f, "mail.unintended_recipient").len(), 1);
+}

@@ -60,12 +60,17 @@ pub fn normalize(raw: &str) -> Option<Address> {
     Some(Address { address, domain: domain_norm, raw: raw_kept })
 }
 
+/// The longest string read as an address list (a log line is at most 4 MiB;
+/// a provider document's field may be longer): past it the string is not
+/// read, and callers that care say the list was not observed whole.
+pub const MAX_LIST_BYTES: usize = 16 * 1024 * 1024;
+
 /// Split an address-list string (`a@x, "B" <b@y>; c@z`) into addresses.
 ///
 /// Returns None unless *every* element is an address: a string that merely
 /// mentions an address in prose (an e-mail body) is not a recipient list.
 pub fn parse_list(text: &str) -> Option<Vec<Address>> {
-    if text.len() > 64 * 1024 || !text.contains('@') {
+    if text.len() > MAX_LIST_BYTES || !text.contains('@') {
         return None;
     }
     let mut out = Vec::new();

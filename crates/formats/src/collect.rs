@@ -84,6 +84,10 @@ impl<'a> NamedRow<'a> {
     pub fn cells(&self) -> &[Val<'a>] {
         &self.cells
     }
+
+    pub fn table(&self) -> Table {
+        self.table
+    }
 }
 
 /// Where finished rows go: the lake writer, or a vector in tests.
@@ -156,6 +160,24 @@ impl RowOut<'_> {
         *self.stats.rows.entry(table.name()).or_insert(0) += 1;
     }
 
+    /// [`RowOut::row`] for a row built by name; provenance is set here
+    /// (from `file`, or this source's file).
+    pub(crate) fn named(&mut self, filter_offset: u64, pos: &Pos, row: NamedRow<'_>, file: Option<&str>) {
+        if filter_offset < self.emit_from {
+            return;
+        }
+        let table = row.table();
+        let mut row: NamedRow<'_> = row;
+        row.set("source_format", Val::Str(Some(self.prov.format.name())))
+            .set("source_file", Val::Str(Some(file.unwrap_or(&self.prov.file))))
+            .set("source_offset", Val::Int(Some(pos.offset as i64)))
+            .set("source_line", Val::Int(Some(pos.line as i64)))
+            .set("source_pointer", Val::Str(pos.pointer.as_deref()))
+            .set("ingest_id", Val::Str(Some(&self.prov.ingest_id)));
+        self.sink.row(table, row.cells());
+        *self.stats.rows.entry(table.name()).or_insert(0) += 1;
+    }
+
     fn counts(&self, pos: &Pos) -> bool {
         pos.offset >= self.emit_from
     }
@@ -188,8 +210,16 @@ impl Emit for Collector<'_> {
 
     fn delivery(&mut self, d: MailDelivery) {
         let date = date_of(d.ts);
-        let vals = d.vals(&date);
-        self.out.row(Table::MailDeliveries, d.pos.offset, &d.pos, &vals);
+        self.out.named(d.pos.offset, &d.pos, d.row(&date), None);
+    }
+
+    fn named(&mut self, pos: &Pos, row: NamedRow<'_>) {
+        self.out.named(pos.offset, pos, row, None);
+    }
+
+    fn named_elsewhere(&mut self, file: &str, pos: &Pos, row: NamedRow<'_>) {
+        // Not a line of this source: never held back as "already ingested".
+        self.out.named(u64::MAX, pos, row, Some(file));
     }
 
     fn row(&mut self, table: Table, pos: &Pos, vals: &[Val<'_>]) {

@@ -65,6 +65,19 @@ pub struct SourceInfo {
     pub mtime_unix: Option<i64>,
     /// `--year` given by the user, for year-less syslog timestamps.
     pub year_hint: Option<i32>,
+    /// More files of the same rotated set follow in this run (an MTA parser
+    /// hands its open messages on instead of closing them as still queued).
+    pub continues: bool,
+    /// Correlation state the previous file of the set ended with
+    /// ([`Parser::carry_out`]).
+    pub carry_in: Option<serde_json::Value>,
+}
+
+impl SourceInfo {
+    /// A source with no year hint, no carried state, last of its set.
+    pub fn new(path: &str, mtime_unix: Option<i64>) -> SourceInfo {
+        SourceInfo { path: Arc::from(path), mtime_unix, year_hint: None, continues: false, carry_in: None }
+    }
 }
 
 /// What a parser reports; implemented by [`Collector`].
@@ -77,6 +90,11 @@ pub trait Emit {
     fn account(&mut self, pos: &Pos, lines: u64, outcome: LineOutcome);
     /// A row of a table the record maps to directly (cells without provenance).
     fn row(&mut self, table: mcpf_schema::Table, pos: &Pos, vals: &[Val<'_>]);
+    /// A row built by column name (provenance is added from `pos`).
+    fn named(&mut self, pos: &Pos, row: NamedRow<'_>);
+    /// [`Emit::named`] for a record last seen in another file of the same
+    /// rotated set (a message still open when the logs end).
+    fn named_elsewhere(&mut self, file: &str, pos: &Pos, row: NamedRow<'_>);
     /// A record that could not be parsed: counted as rejected lines and kept
     /// in `_rejects` with the reason and its (bounded) raw bytes.
     fn reject(&mut self, pos: &Pos, lines: u64, reason: String, raw: &[u8], ts_micros: Option<i64>);
@@ -89,6 +107,14 @@ pub trait Parser {
     fn format(&self) -> Format;
     fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit);
     fn finish(&mut self, out: &mut dyn Emit);
+    /// Correlation state still open at the end of the source, for the next
+    /// file of its rotated set (a message whose first lines are in
+    /// `mail.log.1` and last lines in `mail.log`). None: the format keeps none.
+    fn carry_out(&mut self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Start from the state the previous file of the set ended with.
+    fn carry_in(&mut self, _state: &serde_json::Value) {}
 }
 
 /// What reading one source gave: its line accounting, and the read error
@@ -100,6 +126,8 @@ pub struct ParseOutcome {
     /// stop flag): the lines before it were parsed and are in `stats`; the
     /// error is also kept in `_rejects` at the offset where reading stopped.
     pub error: Option<std::io::Error>,
+    /// The parser's state at the end, for the next file of the rotated set.
+    pub carry: Option<serde_json::Value>,
 }
 
 /// Parse one whole file with `format`, writing rows to `sink`; a read error
@@ -141,6 +169,9 @@ pub fn parse_reader(
     let never = std::sync::atomic::AtomicBool::new(false);
     let reader = source::StoppableReader::new(reader, stop.unwrap_or(&never));
     let mut parser = parser_for(format, info);
+    if let Some(c) = &info.carry_in {
+        parser.carry_in(c);
+    }
     let mut collector = Collector::new(sink, prov, emit_from);
     let mut lines = source::LineReader::new(reader);
     let result = lines.for_each(|line| {
@@ -161,7 +192,8 @@ pub fn parse_reader(
             collector.reject(&at, 0, reason, b"", None);
         }
     }
-    ParseOutcome { stats: collector.finish(), error }
+    let carry = parser.carry_out();
+    ParseOutcome { stats: collector.finish(), error, carry }
 }
 
 /// Build the parser for a format.

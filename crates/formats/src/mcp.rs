@@ -22,7 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::address;
-use crate::collect::{RowOut, Val};
+use crate::collect::{NamedRow, RowOut, Val};
 use crate::time::date_of;
 use crate::Pos;
 
@@ -32,7 +32,7 @@ const MAX_PENDING_PER_SESSION: usize = 10_000;
 /// At most this many sessions are tracked per file.
 const MAX_SESSIONS: usize = 10_000;
 /// Addresses taken from one call's arguments at most.
-const MAX_ADDRESSES_PER_CALL: usize = 10_000;
+const MAX_ADDRESSES_PER_CALL: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -101,6 +101,8 @@ struct Pending {
     arguments_json: Option<String>,
     call_id: String,
     truncated: bool,
+    /// Every address of the arguments was kept (see `tool_calls.recipients_observed`).
+    recipients_complete: bool,
     server_version: Option<String>,
     host: Option<String>,
 }
@@ -340,15 +342,30 @@ pub struct ArgAddress {
 /// address lists (not prose), inside arrays and nested objects. The role is
 /// taken from the nearest enclosing object key.
 pub fn addresses_in_arguments(args: &Value) -> Vec<ArgAddress> {
-    fn walk(v: &Value, path: &mut String, role: &'static str, depth: usize, out: &mut Vec<ArgAddress>) {
+    addresses_in_arguments_checked(args).0
+}
+
+/// [`addresses_in_arguments`], and whether every address was kept: false
+/// when a limit cut the list (more than 100,000 addresses, nesting deeper
+/// than 64, an address-bearing string over 16 MiB).
+pub fn addresses_in_arguments_checked(args: &Value) -> (Vec<ArgAddress>, bool) {
+    let mut complete = true;
+    fn walk(v: &Value, path: &mut String, role: &'static str, depth: usize, out: &mut Vec<ArgAddress>, complete: &mut bool) {
         if depth > 64 || out.len() >= MAX_ADDRESSES_PER_CALL {
+            *complete = false;
             return;
         }
         match v {
             Value::String(s) => {
+                if s.len() > address::MAX_LIST_BYTES && s.contains('@') {
+                    *complete = false;
+                }
                 if let Some(list) = address::parse_list(s) {
                     let many = list.len() > 1;
-                    for (i, a) in list.into_iter().enumerate() {
+                    if out.len() + list.len() > MAX_ADDRESSES_PER_CALL {
+                        *complete = false;
+                    }
+                    for (i, a) in list.into_iter().take(MAX_ADDRESSES_PER_CALL - out.len()).enumerate() {
                         let p = if many { format!("{path}<{i}>") } else { path.clone() };
                         out.push(ArgAddress { arg_path: p, role, address: a });
                     }
@@ -358,7 +375,7 @@ pub fn addresses_in_arguments(args: &Value) -> Vec<ArgAddress> {
                 for (i, x) in a.iter().enumerate() {
                     let len = path.len();
                     path.push_str(&format!("[{i}]"));
-                    walk(x, path, role, depth + 1, out);
+                    walk(x, path, role, depth + 1, out, complete);
                     path.truncate(len);
                 }
             }
@@ -375,7 +392,7 @@ pub fn addresses_in_arguments(args: &Value) -> Vec<ArgAddress> {
                         "to" if role != "other" => role,
                         specific => specific,
                     };
-                    walk(x, path, r, depth + 1, out);
+                    walk(x, path, r, depth + 1, out, complete);
                     path.truncate(len);
                 }
             }
@@ -383,8 +400,8 @@ pub fn addresses_in_arguments(args: &Value) -> Vec<ArgAddress> {
         }
     }
     let mut out = Vec::new();
-    walk(args, &mut String::new(), "other", 0, &mut out);
-    out
+    walk(args, &mut String::new(), "other", 0, &mut out, &mut complete);
+    (out, complete)
 }
 
 fn message_id_regex() -> &'static Regex {
@@ -631,9 +648,11 @@ impl McpDeriver {
             if let Some(id) = &rpc_id {
                 let call_id = short_hash(&[&s.id, id, &ev.pos.offset.to_string()]);
                 let arguments = params.as_ref().and_then(|p| p.get("arguments"));
-                if method.as_deref() == Some("tools/call") {
-                    Self::intended(s, ev, &call_id, tool_name.as_deref(), arguments, raw_partial.as_deref(), out);
-                }
+                let recipients_complete = if method.as_deref() == Some("tools/call") {
+                    Self::intended(s, ev, &call_id, tool_name.as_deref(), arguments, raw_partial.as_deref(), out) && !truncated
+                } else {
+                    true
+                };
                 let p = Pending {
                     method: method.clone(),
                     rpc_id: id.clone(),
@@ -643,6 +662,7 @@ impl McpDeriver {
                     arguments_json: arguments.map(json_text).or_else(|| raw_partial.clone()),
                     call_id,
                     truncated,
+                    recipients_complete,
                     server_version: s.server_version.clone(),
                     host: ev.host.clone(),
                 };
@@ -711,10 +731,10 @@ impl McpDeriver {
         arguments: Option<&Value>,
         raw_partial: Option<&str>,
         out: &mut RowOut<'_>,
-    ) {
+    ) -> bool {
         let date = date_of(ev.ts);
-        let found = match arguments {
-            Some(a) => addresses_in_arguments(a),
+        let (found, complete) = match arguments {
+            Some(a) => addresses_in_arguments_checked(a),
             // A cut payload: every quoted address-list string, path unknown.
             None => raw_partial
                 .map(|raw| {
@@ -726,9 +746,9 @@ impl McpDeriver {
                             }
                         }
                     }
-                    v
+                    (v, false)
                 })
-                .unwrap_or_default(),
+                .unwrap_or((Vec::new(), arguments.is_some() || raw_partial.is_none())),
         };
         for a in found {
             out.row(
@@ -751,6 +771,7 @@ impl McpDeriver {
                 ],
             );
         }
+        complete
     }
 
     fn definition(s: &Session, ev: &McpEvent, date: &str, tool: &Value, out: &mut RowOut<'_>) {
@@ -793,29 +814,25 @@ impl McpDeriver {
             ),
             None => (None, None, None, p.truncated, None, None, p.pos.offset),
         };
-        out.row(
-            Table::ToolCalls,
-            filter,
-            &p.pos,
-            &[
-                Val::Ts(Some(p.ts)),
-                Val::Str(Some(&date)),
-                Val::Str(Some(&p.call_id)),
-                Val::Ts(ts_end),
-                Val::Float(dur),
-                Val::Str(Some(&s.id)),
-                Val::Str(p.host.as_deref()),
-                Val::Str(Some(&s.server_name)),
-                Val::Str(p.server_version.as_deref()),
-                Val::Str(p.tool_name.as_deref()),
-                Val::Str(Some(&p.rpc_id)),
-                Val::Str(p.arguments_json.as_deref()),
-                Val::Str(result),
-                Val::Bool(is_err),
-                Val::Bool(Some(trunc)),
-                Val::Int(resp_line),
-            ],
-        );
+        let mut row = NamedRow::new(Table::ToolCalls);
+        row.set("ts", Val::Ts(Some(p.ts)))
+            .set("date", Val::Str(Some(&date)))
+            .set("call_id", Val::Str(Some(&p.call_id)))
+            .set("ts_end", Val::Ts(ts_end))
+            .set("duration_ms", Val::Float(dur))
+            .set("session_id", Val::Str(Some(&s.id)))
+            .set("host", Val::Str(p.host.as_deref()))
+            .set("server_name", Val::Str(Some(&s.server_name)))
+            .set("server_version", Val::Str(p.server_version.as_deref()))
+            .set("tool_name", Val::Str(p.tool_name.as_deref()))
+            .set("rpc_id", Val::Str(Some(&p.rpc_id)))
+            .set("arguments_json", Val::Str(p.arguments_json.as_deref()))
+            .set("result_json", Val::Str(result))
+            .set("is_error", Val::Bool(is_err))
+            .set("truncated", Val::Bool(Some(trunc)))
+            .set("response_source_line", Val::Int(resp_line))
+            .set("recipients_observed", Val::Bool(Some(p.recipients_complete)));
+        out.named(filter, &p.pos, row, None);
     }
 
     fn unanswered(s: &Session, p: Pending, out: &mut RowOut<'_>) {

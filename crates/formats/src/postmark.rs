@@ -137,6 +137,9 @@ fn row(out: &mut dyn Emit, pos: &Pos, pointer: String, ts: i64, b: &Base<'_>, re
         response: response.map(|r| r.chars().take(1024).collect()),
         notification_of: None,
         related_lines: None,
+        // The provider handed it to the recipient's server (or tried to).
+        delivery_kind: "egress",
+        next_queue_id: None,
     });
 }
 

@@ -87,6 +87,20 @@ impl YearTracker {
         YearTracker { last: None, hint, mtime: mtime_unix }
     }
 
+    /// The last stamp placed: (year, month, day, seconds), carried to the
+    /// next file of a rotated set.
+    pub fn last(&self) -> Option<(i32, u32, u32, u32)> {
+        self.last
+    }
+
+    /// Continue after a previous file's last stamp instead of anchoring the
+    /// first line on this file's time.
+    pub fn resume(&mut self, last: (i32, u32, u32, u32)) {
+        if self.last.is_none() {
+            self.last = Some(last);
+        }
+    }
+
     /// The year of a stamp's month (day and time of day refine the choice).
     pub fn year_for(&mut self, month: u32) -> i32 {
         self.year_for_stamp(month, 1, 0)

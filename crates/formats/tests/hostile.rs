@@ -34,7 +34,7 @@ fn run_all(bytes: &[u8]) {
         n + u64::from(!bytes.is_empty() && *bytes.last().unwrap() != b'\n')
     };
     for f in Format::ALL {
-        let info = SourceInfo { path: Arc::from("input.log"), mtime_unix: Some(0), year_hint: None };
+        let info = SourceInfo::new("input.log", Some(0));
         let prov = Provenance { format: f, file: info.path.clone(), ingest_id: Arc::from("t") };
         let mut sink = Count(0);
         let st = parse_file(&p, f, &info, prov, 0, &mut sink, None).unwrap();

@@ -57,7 +57,7 @@ fn get<'a>(m: &'a BTreeMap<&'static str, Option<String>>, k: &str) -> Option<&'a
 }
 
 fn parse(path: &Path, format: Format, year: Option<i32>) -> (SourceStats, Rows) {
-    let info = SourceInfo { path: Arc::from(path.to_string_lossy().as_ref()), mtime_unix: Some(1_700_000_000), year_hint: year };
+    let info = SourceInfo { year_hint: year, ..SourceInfo::new(&path.to_string_lossy(), Some(1_700_000_000)) };
     let prov = Provenance { format, file: info.path.clone(), ingest_id: Arc::from("test") };
     let mut rows = Rows::default();
     let stats = parse_file(path, format, &info, prov, 0, &mut rows, None).expect("readable");
@@ -143,6 +143,57 @@ fn yaml_case(text: &str) -> (String, String, BTreeMap<String, String>) {
         }
     }
     (pattern, data, results)
+}
+
+/// whyscream's cases of actions that deliver nothing: CONNECT and VRFY
+/// rejects, milter redirects, proxy rejects. Each is one `mail_events` row
+/// (never skipped, never an empty recipient) with the oracle's stage, status
+/// code and redirect target; a proxy reject at END-OF-MESSAGE refused a
+/// recipient, so it is a `rejected` delivery row as well as an event-free line.
+#[test]
+fn grok_oracle_events() {
+    let Some(root) = shared() else { return };
+    let dir = root.join("postfix/whyscream-grok-cases");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for f in files_under(&dir) {
+        let (pattern, data, res) = yaml_case(&std::fs::read_to_string(&f).unwrap());
+        let is_event = data.contains("reject: CONNECT") || data.contains("reject: VRFY") || data.contains("reject: EHLO") || data.contains("redirect:") || data.contains("proxy-reject:");
+        if !is_event {
+            continue;
+        }
+        let daemon = pattern.trim_start_matches("^%{POSTFIX_").split('}').next().unwrap_or("").to_lowercase();
+        let p = tmp.path().join(f.file_name().unwrap());
+        std::fs::write(&p, format!("Jan  5 10:00:00 mx postfix/{daemon}[1]: {data}\n")).unwrap();
+        let (stats, rows) = parse(&p, Format::Postfix, Some(2020));
+        assert_eq!((stats.parsed, stats.skipped), (1, 0), "{}: {stats:?}", f.display());
+        let ev = rows.of(Table::MailEvents);
+        let d = rows.of(Table::MailDeliveries);
+        if data.contains("proxy-reject:") {
+            assert_eq!((ev.len(), d.len()), (0, 1), "{}", f.display());
+            assert_eq!(get(d[0], "status"), Some("rejected"));
+            assert_eq!(get(d[0], "dsn"), res.get("postfix_proxy_status_code_enhanced").map(String::as_str), "{}", f.display());
+            checked += 1;
+            continue;
+        }
+        assert_eq!((ev.len(), d.len()), (1, 0), "{}: {data}", f.display());
+        let e = ev[0];
+        if let Some(stage) = res.get("postfix_smtp_stage").or(res.get("postfix_proxy_smtp_stage")) {
+            assert_eq!(get(e, "stage"), Some(stage.as_str()), "{}", f.display());
+        }
+        if let Some(dsn) = res.get("postfix_status_code_enhanced") {
+            assert_eq!(get(e, "dsn"), Some(dsn.as_str()), "{}", f.display());
+        }
+        if let Some(ip) = res.get("postfix_client_ip") {
+            assert!(get(e, "client").is_some_and(|c| c.contains(ip.as_str())), "{}: {e:?}", f.display());
+        }
+        if res.get("postfix_milter_result").is_some_and(|r| r.contains("redirect")) {
+            assert_eq!(get(e, "event"), Some("header_redirect"));
+            assert_eq!(get(e, "redirect_to"), res.get("postfix_milter_data").map(String::as_str), "{}", f.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 6, "{checked} event cases");
 }
 
 /// whyscream/postfix-grok-patterns: the oracle's fields for delivery,

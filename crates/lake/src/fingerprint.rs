@@ -37,16 +37,30 @@ pub struct Fingerprint {
 /// `prefix` bytes. Fails when the file holds fewer than `len` bytes (it was
 /// truncated while being read).
 pub fn fingerprint(file: &mut File, len: u64, prefix: Option<u64>) -> io::Result<Fingerprint> {
+    let (sha256, prefixes) = fingerprint_prefixes(file, len, prefix.as_slice())?;
+    Ok(Fingerprint { sha256, prefix_sha256: prefixes.into_iter().next().map(|(_, h)| h), len })
+}
+
+/// [`fingerprint`] with the hashes of several prefixes in the same pass (a
+/// rotated file is the previous live file plus what was appended before the
+/// rotation: its start is compared with every earlier size of its set).
+/// Prefixes longer than `len` are left out.
+pub fn fingerprint_prefixes(file: &mut File, len: u64, prefixes: &[u64]) -> io::Result<(String, Vec<(u64, String)>)> {
     file.seek(SeekFrom::Start(0))?;
+    let mut want: Vec<u64> = prefixes.iter().copied().filter(|p| *p <= len).collect();
+    want.sort_unstable();
+    want.dedup();
+    let mut want = want.into_iter().peekable();
     let mut h = Sha256::new();
-    let mut prefix_sha256 = match prefix {
-        Some(0) => Some(empty_sha()),
-        _ => None,
-    };
+    let mut out = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done: u64 = 0;
     let mut r = file.take(len);
     loop {
+        while want.peek() == Some(&done) {
+            out.push((done, hex(&h.clone().finalize())));
+            want.next();
+        }
         let n = match r.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -54,14 +68,16 @@ pub fn fingerprint(file: &mut File, len: u64, prefix: Option<u64>) -> io::Result
             Err(e) => return Err(e),
         };
         let mut chunk = &buf[..n];
-        if let Some(p) = prefix {
-            if prefix_sha256.is_none() && done + chunk.len() as u64 >= p {
-                let k = (p - done) as usize;
-                h.update(&chunk[..k]);
-                prefix_sha256 = Some(hex(&h.clone().finalize()));
-                chunk = &chunk[k..];
-                done += k as u64;
+        while let Some(&p) = want.peek() {
+            if p > done + chunk.len() as u64 {
+                break;
             }
+            let k = (p - done) as usize;
+            h.update(&chunk[..k]);
+            chunk = &chunk[k..];
+            done += k as u64;
+            out.push((p, hex(&h.clone().finalize())));
+            want.next();
         }
         h.update(chunk);
         done += chunk.len() as u64;
@@ -69,7 +85,11 @@ pub fn fingerprint(file: &mut File, len: u64, prefix: Option<u64>) -> io::Result
     if done < len {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("the file shrank from {len} to {done} bytes while it was read")));
     }
-    Ok(Fingerprint { sha256: hex(&h.finalize()), prefix_sha256, len })
+    while want.peek() == Some(&done) {
+        out.push((done, hex(&h.clone().finalize())));
+        want.next();
+    }
+    Ok((hex(&h.finalize()), out))
 }
 
 /// [`fingerprint`] of a whole file by path (for `verify`).
@@ -107,6 +127,18 @@ mod tests {
         let mut read = String::new();
         exact_bytes(&f, len).unwrap().read_to_string(&mut read).unwrap();
         assert_eq!(read, "one\ntwo\n");
+    }
+
+    #[test]
+    fn several_prefixes_in_one_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.log");
+        std::fs::write(&p, b"one\ntwo\nthree\n").unwrap();
+        let mut f = File::open(&p).unwrap();
+        let (whole, pre) = fingerprint_prefixes(&mut f, 14, &[8, 0, 4, 99, 14]).unwrap();
+        let h = |b: &[u8]| hex(&Sha256::digest(b));
+        assert_eq!(whole, h(b"one\ntwo\nthree\n"));
+        assert_eq!(pre, vec![(0, h(b"")), (4, h(b"one\n")), (8, h(b"one\ntwo\n")), (14, whole.clone())]);
     }
 
     #[test]

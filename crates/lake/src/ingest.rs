@@ -22,7 +22,7 @@ use mcpf_formats::{detect_format, Format, NamedRow, RowSink, SourceInfo, SourceS
 use mcpf_schema::Table;
 use sha2::{Digest, Sha256};
 
-use crate::fingerprint::{empty_sha, exact_bytes, fingerprint, hex};
+use crate::fingerprint::{empty_sha, exact_bytes, fingerprint_prefixes, hex};
 use crate::sink::LakeSink;
 use crate::summary::{IngestSummary, SourceAction, SourceReport};
 use crate::txn::WriteTxn;
@@ -115,11 +115,13 @@ struct Seen {
     size: u64,
 }
 
-/// Sources ingested before: content hashes, and the latest per path.
+/// Sources ingested before: content hashes, the latest per path, and per
+/// rotated set the latest of each of its paths.
 #[derive(Debug, Default)]
 struct History {
     shas: HashSet<String>,
     by_path: HashMap<String, Seen>,
+    by_group: HashMap<String, Vec<Seen>>,
 }
 
 /// An id for one ingest run: time plus a hash of pid and inputs.
@@ -170,12 +172,17 @@ impl Lake {
         let history = self.history()?;
         let mut sink = LakeSink::open(self, txn.run_id())?;
         let mut summary = IngestSummary { ingest_id: txn.run_id().to_string(), ..Default::default() };
-        let mut run = SourceRun { lake: self, opts, history: &history, ingested_now: HashSet::new(), run_id: Arc::from(txn.run_id()) };
-        for input in inputs {
+        let mut run = SourceRun { lake: self, opts, history: &history, ingested_now: HashSet::new(), run_id: Arc::from(txn.run_id()), carry: HashMap::new() };
+        // Each rotated set oldest first, so one correlation state runs
+        // through it (a message that straddles a rotation stays whole).
+        let inputs = crate::rotation::oldest_first_inputs(inputs);
+        let groups: Vec<String> = inputs.iter().map(|i| crate::rotation::rotation_of(&i.path).group).collect();
+        for (i, input) in inputs.into_iter().enumerate() {
             if run.stopped() {
                 return Err(LakeError::Stopped);
             }
-            let report = run.source(input, &mut sink)?;
+            let continues = groups.get(i + 1) == Some(&groups[i]);
+            let report = run.source(input, &groups[i], continues, &mut sink)?;
             for (t, n) in &report.stats.rows {
                 *summary.rows.entry(t).or_insert(0) += n;
             }
@@ -198,18 +205,26 @@ impl Lake {
     /// What `_ingest_log` recorded so far (failed sources are not "seen").
     fn history(&self) -> Result<History> {
         let mut h = History::default();
-        let batches = self.block_on(self.query_ingest_log("SELECT source_file, source_sha256, source_size FROM l WHERE status <> 'failed' ORDER BY ts"))?;
+        let batches = self.block_on(self.query_ingest_log("SELECT source_file, source_sha256, source_size, rotation_group FROM l WHERE status <> 'failed' ORDER BY ts"))?;
+        let mut path_group: HashMap<String, String> = HashMap::new();
         for b in &batches {
             let file = crate::utf8_column(b, 0).map_err(|e| self.lake_err(e))?;
             let sha = crate::utf8_column(b, 1).map_err(|e| self.lake_err(e))?;
             let size = crate::i64_column(b, 2).map_err(|e| self.lake_err(e))?;
+            let group = crate::utf8_column(b, 3).map_err(|e| self.lake_err(e))?;
             for i in 0..b.num_rows() {
                 let s = Seen { sha: sha.value(i).to_string(), size: size.value(i).max(0) as u64 };
                 h.shas.insert(s.sha.clone());
+                path_group.insert(file.value(i).to_string(), group.value(i).to_string());
                 let e = h.by_path.entry(file.value(i).to_string()).or_insert(s.clone());
                 if s.size >= e.size {
                     *e = s;
                 }
+            }
+        }
+        for (path, seen) in &h.by_path {
+            if let Some(g) = path_group.get(path) {
+                h.by_group.entry(g.clone()).or_default().push(seen.clone());
             }
         }
         Ok(h)
@@ -224,6 +239,8 @@ struct SourceRun<'a> {
     /// Contents ingested earlier in this run (two copies of one log).
     ingested_now: HashSet<String>,
     run_id: Arc<str>,
+    /// Per rotated set: the correlation state its last file in this run ended with.
+    carry: HashMap<String, serde_json::Value>,
 }
 
 /// The bytes of one opened source, fixed at open time.
@@ -241,14 +258,14 @@ impl SourceRun<'_> {
     /// Read one source into the sink and record it. Errors only for what
     /// ends the whole run (a stop request, a lake write failure); a source
     /// that cannot be read is a report with its error.
-    fn source(&mut self, input: Input, sink: &mut LakeSink<'_>) -> Result<SourceReport> {
+    fn source(&mut self, input: Input, group: &str, continues: bool, sink: &mut LakeSink<'_>) -> Result<SourceReport> {
         let t0 = Instant::now();
         let path = input.path;
         // Exact for UTF-8 names; other bytes as \xNN (text::path_from_text reverses it).
         let path_str = mcpf_formats::text::path_text(&path);
         let failed = |this: &Self, sink: &mut LakeSink<'_>, error: String| -> Result<SourceReport> {
             let report = SourceReport { path: path.clone(), format: None, action: SourceAction::Failed, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: Some(error), note: None };
-            this.log_source(sink, &path_str, &report, None, 0)?;
+            this.log_source(sink, &path_str, group, &report, None, 0, (None, None))?;
             Ok(report)
         };
         if let Some(problem) = input.problem {
@@ -259,29 +276,69 @@ impl SourceRun<'_> {
             Err(e) => return failed(self, sink, e),
         };
         failpoint("ingest-after-open");
-        let prior = self.history.by_path.get(&path_str).filter(|s| s.size < opened.size).cloned();
+        // Earlier ingests this file may have grown from: its own path's, or
+        // (after a rotation renamed it) another path of its set.
+        let candidates: Vec<Seen> = self
+            .history
+            .by_path
+            .get(&path_str)
+            .into_iter()
+            .chain(self.history.by_group.get(group).into_iter().flatten())
+            .filter(|s| s.size < opened.size)
+            .cloned()
+            .collect();
         let mut file = match opened.file.try_clone() {
             Ok(f) => f,
             Err(e) => return failed(self, sink, format!("cannot read: {e}")),
         };
-        let fp = match fingerprint(&mut file, opened.size, prior.as_ref().map(|p| p.size)) {
+        let sizes: Vec<u64> = candidates.iter().map(|c| c.size).collect();
+        let (sha256, prefixes) = match fingerprint_prefixes(&mut file, opened.size, &sizes) {
             Ok(fp) => fp,
             Err(e) => return failed(self, sink, format!("cannot read: {e}")),
         };
         failpoint("ingest-after-fingerprint");
         let (head, compression) = read_head(&opened.file, opened.size);
         let format = self.opts.format.or_else(|| detect_format(&head));
-        if self.history.shas.contains(&fp.sha256) || self.ingested_now.contains(&fp.sha256) {
+        if self.history.shas.contains(&sha256) || self.ingested_now.contains(&sha256) {
+            // The set's state runs on from what this content ended with.
+            if format == Some(Format::Postfix) && !self.carry.contains_key(group) {
+                if let Some(c) = self.lake.carry_of_content(&sha256)? {
+                    self.carry.insert(group.to_string(), c);
+                }
+            }
             return Ok(SourceReport { path, format, action: SourceAction::AlreadyIngested, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: None, note: None });
         }
-        self.ingested_now.insert(fp.sha256.clone());
-        // A grown plain file whose old bytes are unchanged adds its new part.
-        let resume_from = match (&prior, &fp.prefix_sha256) {
-            (Some(p), Some(ps)) if compression == Compression::None && *ps == p.sha => p.size,
-            _ => 0,
+        self.ingested_now.insert(sha256.clone());
+        // A grown plain file whose old bytes are unchanged adds its new
+        // part: the longest earlier ingest its start equals.
+        let resumed: Option<(u64, String)> = if compression != Compression::None {
+            None
+        } else {
+            prefixes.iter().filter(|(size, h)| candidates.iter().any(|c| c.size == *size && c.sha == *h)).max_by_key(|(size, _)| *size).cloned()
         };
-        let info = SourceInfo { path: Arc::from(path_str.as_str()), mtime_unix: opened.mtime_unix, year_hint: self.opts.year };
-        let (stats, error) = self.parse(&opened, format, &info, resume_from, sink);
+        let resume_from = resumed.as_ref().map(|r| r.0).unwrap_or(0);
+        // The state the file starts with: the one its earlier read started
+        // with (it is read again from its start), else the previous file of
+        // its set (in this run, or the latest one ingested).
+        let carry_in = if format != Some(Format::Postfix) {
+            None
+        } else if let Some((size, sha)) = &resumed {
+            self.lake.carry_into_content(sha, *size)?
+        } else if let Some(c) = self.carry.get(group) {
+            Some(c.clone())
+        } else {
+            self.lake.carry_of_group(group)?
+        };
+        let info = SourceInfo { year_hint: self.opts.year, continues, carry_in: carry_in.clone(), ..SourceInfo::new(&path_str, opened.mtime_unix) };
+        let (stats, error, carry_out) = self.parse(&opened, format, &info, resume_from, sink);
+        match &carry_out {
+            Some(c) => {
+                self.carry.insert(group.to_string(), c.clone());
+            }
+            None => {
+                self.carry.remove(group);
+            }
+        }
         if self.stopped() {
             return Err(LakeError::Stopped);
         }
@@ -292,35 +349,40 @@ impl SourceRun<'_> {
         let bytes = opened.size - resume_from;
         let note = format_doubt(format, &stats, &head);
         let report = SourceReport { path, format, action, stats, bytes, duration_ms: t0.elapsed().as_secs_f64() * 1000.0, error, note };
-        let prefix = if resume_from > 0 { fp.prefix_sha256.clone() } else { None };
-        self.log_source(sink, &path_str, &report, Some((&fp.sha256, opened.size, prefix.as_deref())), resume_from)?;
+        let prefix = resumed.map(|r| r.1);
+        let carry_texts = (carry_in.map(|c| c.to_string()), carry_out.map(|c| c.to_string()));
+        self.log_source(sink, &path_str, group, &report, Some((&sha256, opened.size, prefix.as_deref())), resume_from, carry_texts)?;
         Ok(report)
     }
 
     /// Parse exactly the fingerprinted bytes; a read error ends the source
     /// with what was read before it.
-    fn parse(&self, opened: &Opened, format: Option<Format>, info: &SourceInfo, resume_from: u64, sink: &mut LakeSink<'_>) -> (SourceStats, Option<String>) {
+    fn parse(&self, opened: &Opened, format: Option<Format>, info: &SourceInfo, resume_from: u64, sink: &mut LakeSink<'_>) -> (SourceStats, Option<String>, Option<serde_json::Value>) {
         let raw = match exact_bytes(&opened.file, opened.size) {
             Ok(r) => r,
-            Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}"))),
+            Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}")), None),
         };
         let (reader, _) = match decompressed(raw) {
             Ok(r) => r,
-            Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}"))),
+            Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}")), None),
         };
         match format {
             Some(f) => {
                 let prov = Provenance { format: f, file: info.path.clone(), ingest_id: self.run_id.clone() };
                 let out = mcpf_formats::parse_reader(reader, f, info, prov, resume_from, sink, self.opts.stop.as_deref());
-                (out.stats, out.error.map(|e| e.to_string()))
+                (out.stats, out.error.map(|e| e.to_string()), out.carry)
             }
-            None => count_unrecognized(reader, resume_from, self.opts.stop.as_deref()),
+            None => {
+                let (stats, error) = count_unrecognized(reader, resume_from, self.opts.stop.as_deref());
+                (stats, error, None)
+            }
         }
     }
 
     /// The source's row in `_ingest_log`. `content` is (sha256, size,
     /// prefix sha256 when resumed) for a source that was fingerprinted.
-    fn log_source(&self, sink: &mut LakeSink<'_>, path_str: &str, r: &SourceReport, content: Option<(&str, u64, Option<&str>)>, resume_from: u64) -> Result<()> {
+    #[allow(clippy::too_many_arguments)]
+    fn log_source(&self, sink: &mut LakeSink<'_>, path_str: &str, group: &str, r: &SourceReport, content: Option<(&str, u64, Option<&str>)>, resume_from: u64, carry: (Option<String>, Option<String>)) -> Result<()> {
         let now = chrono::Utc::now().timestamp_micros();
         let date = mcpf_formats::time::date_of(now);
         let reasons = serde_json::to_string(&r.stats.skipped_reasons).unwrap_or_default();
@@ -346,6 +408,9 @@ impl SourceRun<'_> {
             .set("tool_version", Val::Str(Some(env!("CARGO_PKG_VERSION"))))
             .set("status", Val::Str(Some(r.status())))
             .set("error", Val::Str(r.error.as_deref()))
+            .set("rotation_group", Val::Str(Some(group)))
+            .set("carry_in_json", Val::Str(carry.0.as_deref()))
+            .set("carry_out_json", Val::Str(carry.1.as_deref()))
             .set("source_format", Val::Str(Some(fmt_name)))
             .set("source_file", Val::Str(Some(path_str)))
             .set("source_offset", n(resume_from))

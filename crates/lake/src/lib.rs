@@ -25,6 +25,7 @@ pub mod fingerprint;
 pub mod ingest;
 pub mod layout;
 mod legacy;
+pub mod rotation;
 mod sink;
 pub mod store;
 pub mod summary;
@@ -268,6 +269,60 @@ impl Lake {
         let ctx = SessionContext::new();
         ctx.register_table("l", table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
         ctx.sql(sql).await.map_err(|e| self.lake_err(e))?.collect().await.map_err(|e| self.lake_err(e))
+    }
+
+    /// The first value of a query over the published `_ingest_log` with
+    /// bound parameters (paths and hashes are never pasted into SQL).
+    fn ingest_log_value(&self, sql: &str, params: Vec<(String, deltalake::datafusion::scalar::ScalarValue)>) -> Result<Option<String>> {
+        self.block_on(async {
+            let Some((_, table)) = self.published_tables().await?.into_iter().find(|(t, _)| *t == Table::IngestLog) else { return Ok(None) };
+            let ctx = SessionContext::new();
+            ctx.register_table("l", table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
+            let df = ctx.sql(sql).await.map_err(|e| self.lake_err(e))?.with_param_values(params).map_err(|e| self.lake_err(e))?;
+            let batches = df.collect().await.map_err(|e| self.lake_err(e))?;
+            for b in &batches {
+                if b.num_rows() > 0 {
+                    let a = utf8_column(b, 0).map_err(|e| self.lake_err(e))?;
+                    return Ok(a.iter().next().flatten().map(str::to_string));
+                }
+            }
+            Ok(None)
+        })
+    }
+
+    fn json_value(&self, text: Option<String>) -> Option<serde_json::Value> {
+        text.and_then(|t| serde_json::from_str(&t).ok())
+    }
+
+    /// The correlation state a content (sha256) ended with when ingested.
+    pub(crate) fn carry_of_content(&self, sha: &str) -> Result<Option<serde_json::Value>> {
+        use deltalake::datafusion::scalar::ScalarValue;
+        let t = self.ingest_log_value(
+            "SELECT carry_out_json FROM l WHERE source_sha256 = $sha AND carry_out_json IS NOT NULL ORDER BY ts DESC LIMIT 1",
+            vec![("sha".into(), ScalarValue::Utf8(Some(sha.into())))],
+        )?;
+        Ok(self.json_value(t))
+    }
+
+    /// The correlation state the ingest of `size` bytes with hash `sha`
+    /// started from (a grown file is read again from its start with it).
+    pub(crate) fn carry_into_content(&self, sha: &str, size: u64) -> Result<Option<serde_json::Value>> {
+        use deltalake::datafusion::scalar::ScalarValue;
+        let t = self.ingest_log_value(
+            "SELECT carry_in_json FROM l WHERE source_sha256 = $sha AND source_size = $size AND carry_in_json IS NOT NULL ORDER BY ts DESC LIMIT 1",
+            vec![("sha".into(), ScalarValue::Utf8(Some(sha.into()))), ("size".into(), ScalarValue::Int64(Some(size as i64)))],
+        )?;
+        Ok(self.json_value(t))
+    }
+
+    /// The state the latest ingested file of a rotated set ended with.
+    pub(crate) fn carry_of_group(&self, group: &str) -> Result<Option<serde_json::Value>> {
+        use deltalake::datafusion::scalar::ScalarValue;
+        let t = self.ingest_log_value(
+            "SELECT carry_out_json FROM l WHERE rotation_group = $g AND status <> 'failed' AND carry_out_json IS NOT NULL ORDER BY ts DESC LIMIT 1",
+            vec![("g".into(), ScalarValue::Utf8(Some(group.into())))],
+        )?;
+        Ok(self.json_value(t))
     }
 
     /// A writer run outside ingest (the `_findings` record of scheduled

@@ -241,3 +241,54 @@ fn a_stopped_ingest_commits_nothing_and_the_next_one_completes() {
     assert_eq!(s.sources[0].action, SourceAction::Full, "the stopped run left no record of the file");
     assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), before + 1);
 }
+
+/// Regression: a file name that is not UTF-8 was stored lossily, so `verify`
+/// reported it MISSING on every later run (and `ingest && verify && detect`
+/// never reached detect); a newline in a name forged summary lines.
+#[cfg(unix)]
+#[test]
+fn file_names_are_kept_exactly_and_shown_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    write(&logs.join(std::ffi::OsStr::from_bytes(b"mail\xff\xfe.log")), PART1);
+    write(&logs.join("forged\ningest x: 1 files (1 new).log"), &PART1.replace("1A2B3C4D5E", "2B2B2B2B2B"));
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let s = lake.ingest(&[logs], &IngestOptions::default()).unwrap();
+    let report = s.report(true);
+    assert!(report.contains("mail\\xff\\xfe.log"), "{report}");
+    assert!(report.contains("forged\\ningest x"), "{report}");
+    assert!(!report.lines().any(|l| l.starts_with("ingest x")), "a name forged a line: {report}");
+    let checks = lake.verify(None).unwrap();
+    assert_eq!(checks.len(), 2);
+    assert!(checks.iter().all(|c| c.state.intact()), "{checks:#?}");
+}
+
+/// Regression: Sendmail and Exim syslog files were claimed by the Postfix
+/// parser (0 rows, not named as unrecognized) and the agentic-workflows
+/// gateway log by jsonrpc_jsonl (then 100% rejected).
+#[test]
+fn other_mtas_and_gateway_logs_are_not_claimed() {
+    let shared = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/real-logs");
+    let (sendmail, exim, gateway) = (shared.join("sendmail/doc-pastes"), shared.join("exim/issue-pastes"), shared.join("mcp/gh-aw"));
+    if !sendmail.is_dir() || !exim.is_dir() || !gateway.is_dir() {
+        eprintln!("skipped: the shared real-log corpus is absent ({})", shared.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let s = lake.ingest(&[sendmail, exim, gateway.clone()], &IngestOptions::default()).unwrap();
+    // Only a file that also holds Postfix's own lines (a host running both) is Postfix's.
+    let wrongly: Vec<_> = s
+        .sources
+        .iter()
+        .filter(|r| r.format == Some(mcpf_formats::Format::Postfix))
+        .filter(|r| !std::fs::read(&r.path).map(|b| String::from_utf8_lossy(&b).contains(" postfix/")).unwrap_or(false))
+        .collect();
+    assert!(wrongly.is_empty(), "{wrongly:#?}");
+    let report = s.report(false);
+    assert!(report.contains("looks like Sendmail") && report.contains("looks like Exim"), "{report}");
+    let rpc = s.sources.iter().find(|r| r.path.ends_with("rpc-messages.jsonl")).unwrap();
+    assert_ne!(rpc.format, Some(mcpf_formats::Format::JsonRpcJsonl), "{rpc:?}");
+}

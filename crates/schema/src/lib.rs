@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The columns every row carries so that a finding can be followed back to the
 /// exact bytes of the raw log it came from.
@@ -84,13 +84,15 @@ pub enum Table {
     CallMessageIds,
     ToolDefinitions,
     MailDeliveries,
+    MailMessages,
+    MailEvents,
     Rejects,
     IngestLog,
     Findings,
 }
 
 impl Table {
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 13] = [
         Table::McpMessages,
         Table::McpSessions,
         Table::McpServerConfigs,
@@ -99,13 +101,15 @@ impl Table {
         Table::CallMessageIds,
         Table::ToolDefinitions,
         Table::MailDeliveries,
+        Table::MailMessages,
+        Table::MailEvents,
         Table::Rejects,
         Table::IngestLog,
         Table::Findings,
     ];
 
     /// The normalized (non-bookkeeping) tables rules query.
-    pub const DATA: [Table; 8] = [
+    pub const DATA: [Table; 10] = [
         Table::McpMessages,
         Table::McpSessions,
         Table::McpServerConfigs,
@@ -114,6 +118,8 @@ impl Table {
         Table::CallMessageIds,
         Table::ToolDefinitions,
         Table::MailDeliveries,
+        Table::MailMessages,
+        Table::MailEvents,
     ];
 
     /// Directory name under the lake root, and the SQL table name.
@@ -127,6 +133,8 @@ impl Table {
             Table::CallMessageIds => "call_message_ids",
             Table::ToolDefinitions => "tool_definitions",
             Table::MailDeliveries => "mail_deliveries",
+            Table::MailMessages => "mail_messages",
+            Table::MailEvents => "mail_events",
             Table::Rejects => "_rejects",
             Table::IngestLog => "_ingest_log",
             Table::Findings => "_findings",
@@ -147,7 +155,9 @@ impl Table {
             Table::IntendedRecipients => "Every e-mail address found in a tool call's arguments: who the agent meant to reach.",
             Table::CallMessageIds => "Message ids a tool call's result returned, to join deliveries exactly.",
             Table::ToolDefinitions => "One row per tool per tools/list response, with a hash of its canonical definition.",
-            Table::MailDeliveries => "One row per message x envelope recipient x delivery attempt: what really left.",
+            Table::MailDeliveries => "One row per message x envelope recipient x delivery attempt: what really left (delivery_kind tells hops to a content filter from mail that left).",
+            Table::MailMessages => "One row per message an MTA accepted, with its final state (delivered, deferred, bounced, expired, filtered, still queued at the end of the log ...); a message still open is written again when later logs close it (latest last_seen wins).",
+            Table::MailEvents => "MTA events that name no delivered recipient: connection/EHLO/VRFY rejects, milter header redirects (a filter changed where mail goes), proxy rejects, null recipients.",
             Table::Rejects => "Input the parsers could not read, with the reason and the raw bytes (bounded).",
             Table::IngestLog => "One row per source per ingest run: fingerprint, line accounting, rows per table.",
             Table::Findings => "Findings recorded by detect --record / --new-only: one row per finding when new or changed (for scheduled runs).",
@@ -231,6 +241,7 @@ impl Table {
                 col("is_error", Bool, true, "Error response or isError=true; null when unanswered."),
                 col("truncated", Bool, false, "Request or response payload was elided by the log."),
                 col("response_source_line", Int64, true, "Line of the response in the same source file."),
+                col("recipients_observed", Bool, false, "Every address in the arguments is in intended_recipients. False when the log cut the request (truncated) or it held more addresses than are kept (100,000): a delivered recipient missing from the call is then not observed, not unintended."),
             ],
             Table::IntendedRecipients => vec![
                 TS,
@@ -293,6 +304,45 @@ impl Table {
                 col("response", Utf8, true, "Remote server response text (bounded)."),
                 col("notification_of", Utf8, true, "For a bounce/delay notification: the queue id of the original message."),
                 col("related_lines", Utf8, true, "Other source lines of the same message (client, message-id, from), comma separated."),
+                col("delivery_kind", Utf8, false, "egress (handed to another host: it left), filter_hop (handed to a content filter on this machine, which re-injects it: not a delivery), local (into a mailbox here), none (not handed anywhere: rejected, or no relay)."),
+                col("next_queue_id", Utf8, true, "For a filter_hop: the queue id the filter re-injected the message under (follow it to the final delivery)."),
+            ],
+            Table::MailMessages => vec![
+                col("ts", Timestamp, false, "When the message was first seen (its first line)."),
+                DATE,
+                col("host", Utf8, true, "Mail host."),
+                col("queue_id", Utf8, false, "MTA queue id."),
+                col("message_key", Utf8, false, "host, queue id and first-seen time: one message even when the queue id is reused."),
+                col("message_id", Utf8, true, "Message-ID without angle brackets."),
+                col("sender", Utf8, true, "Envelope sender, normalized; empty for <>."),
+                col("client", Utf8, true, "Submitting client (host[ip], local uid)."),
+                col("size_bytes", Int64, true, "Message size."),
+                col("nrcpt", Int64, true, "Envelope recipients the MTA counted."),
+                col("last_seen", Timestamp, false, "The message's latest line."),
+                col("final_state", Utf8, false, "delivered, partially_delivered, deferred, bounced, expired, filtered (passed to a content filter: continues as filtered_to), rejected, discarded, still_queued (open at the end of the logs read), removed (removed with no delivery seen)."),
+                col("recipients", Int64, false, "Distinct recipients with a delivery attempt."),
+                col("delivered", Int64, false, "Recipients whose last attempt was a delivery (egress or local)."),
+                col("deferred", Int64, false, "Recipients whose last attempt was deferred."),
+                col("bounced", Int64, false, "Recipients bounced, expired or rejected."),
+                col("filtered_to", Utf8, true, "Queue id a content filter re-injected this message under."),
+                col("filtered_from", Utf8, true, "Queue id of the message this one was re-injected from by a content filter."),
+                col("notification_of", Utf8, true, "For a bounce or delay notification: the queue id of the original message."),
+                col("related_lines", Utf8, true, "Lines of the message in the source of this row (bounded), comma separated."),
+            ],
+            Table::MailEvents => vec![
+                TS,
+                DATE,
+                col("host", Utf8, true, "Mail host."),
+                col("queue_id", Utf8, true, "Queue id, NULL for NOQUEUE."),
+                col("event", Utf8, false, "reject, milter_reject, header_redirect, proxy_reject, null_recipient ..."),
+                col("stage", Utf8, true, "SMTP stage or check: CONNECT, EHLO, VRFY, RCPT, DATA, END-OF-MESSAGE, header, body."),
+                col("client", Utf8, true, "Client host[ip]."),
+                col("helo", Utf8, true, "HELO/EHLO name the client gave."),
+                col("sender", Utf8, true, "Envelope sender, normalized."),
+                col("recipient", Utf8, true, "Envelope recipient, normalized, where the event names one."),
+                col("redirect_to", Utf8, true, "For a header_redirect: where the filter redirected the message."),
+                col("dsn", Utf8, true, "Enhanced status code."),
+                col("reason", Utf8, false, "The MTA's text (bounded)."),
             ],
             Table::Rejects => vec![
                 TS,
@@ -319,6 +369,9 @@ impl Table {
                 col("tool_version", Utf8, false, "mcp-forensics version that ingested it."),
                 col("status", Utf8, false, "ok; partial (reading stopped at an error: the lines before it are in the lake, the error is in error and _rejects); failed (nothing could be read: tried again by the next ingest)."),
                 col("error", Utf8, true, "Why reading stopped early or failed; NULL when status is ok."),
+                col("rotation_group", Utf8, false, "The rotated set the file belongs to: its folder and base name (mail.log.2.gz -> DIR/mail.log)."),
+                col("carry_in_json", Utf8, true, "MTA correlation state the file was read with (open messages from the previous file of its set); NULL when none."),
+                col("carry_out_json", Utf8, true, "MTA correlation state at the file's end, for the next file of its set (bounded: messages seen in the last 7 days, at most 50,000)."),
             ],
             Table::Findings => vec![
                 col("ts", Timestamp, false, "When the detect run recorded the finding (UTC)."),

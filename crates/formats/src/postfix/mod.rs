@@ -15,15 +15,17 @@
 //! SMTP-level rejects (`NOQUEUE: reject: RCPT …; from=<> to=<>`) become rows
 //! with status `rejected`: attempted egress the MTA refused is evidence too.
 
-use std::collections::{HashMap, VecDeque};
+mod events;
+pub mod queue;
+
+use mcpf_schema::Table;
 
 use crate::address::normalize;
-use crate::collect::{LineOutcome, Val};
+use crate::collect::{LineOutcome, NamedRow, Val};
 use crate::time::{from_parts, month_from_abbrev, parse_rfc3339, YearTracker};
 use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
 
-/// Queue ids whose state is kept at once; past it the oldest is dropped.
-const MAX_QUEUE_STATE: usize = 200_000;
+use queue::{Carry, Outcome, QueueState, Queues};
 /// Longest response text kept per row.
 const MAX_RESPONSE: usize = 1024;
 
@@ -55,38 +57,43 @@ pub struct MailDelivery {
     pub response: Option<String>,
     pub notification_of: Option<String>,
     pub related_lines: Option<String>,
+    /// egress, filter_hop, local or none (see `mail_deliveries.delivery_kind`).
+    pub delivery_kind: &'static str,
+    pub next_queue_id: Option<String>,
 }
 
 impl MailDelivery {
-    /// Cells in `mail_deliveries` column order (without provenance).
-    pub fn vals<'a>(&'a self, date: &'a str) -> Vec<Val<'a>> {
-        vec![
-            Val::Ts(Some(self.ts)),
-            Val::Str(Some(date)),
-            Val::Str(self.host.as_deref()),
-            Val::Str(self.queue_id.as_deref()),
-            Val::Str(self.message_id.as_deref()),
-            Val::Str(self.sender.as_deref()),
-            Val::Str(self.sender_raw.as_deref()),
-            Val::Str(self.header_from.as_deref()),
-            Val::Str(self.subject.as_deref()),
-            Val::Str(Some(&self.recipient)),
-            Val::Str(self.recipient_raw.as_deref()),
-            Val::Str(self.orig_recipient.as_deref()),
-            Val::Str(Some(&self.recipient_domain)),
-            Val::Str(Some(self.recipient_role)),
-            Val::Str(Some(self.role_source)),
-            Val::Str(Some(&self.status)),
-            Val::Str(self.dsn.as_deref()),
-            Val::Str(self.relay.as_deref()),
-            Val::Float(self.delay_s),
-            Val::Int(self.size_bytes),
-            Val::Int(self.nrcpt),
-            Val::Str(self.client.as_deref()),
-            Val::Str(self.response.as_deref()),
-            Val::Str(self.notification_of.as_deref()),
-            Val::Str(self.related_lines.as_deref()),
-        ]
+    /// The row of `mail_deliveries` (provenance is added by the collector).
+    pub fn row<'a>(&'a self, date: &'a str) -> NamedRow<'a> {
+        let mut r = NamedRow::new(Table::MailDeliveries);
+        r.set("ts", Val::Ts(Some(self.ts)))
+            .set("date", Val::Str(Some(date)))
+            .set("host", Val::Str(self.host.as_deref()))
+            .set("queue_id", Val::Str(self.queue_id.as_deref()))
+            .set("message_id", Val::Str(self.message_id.as_deref()))
+            .set("sender", Val::Str(self.sender.as_deref()))
+            .set("sender_raw", Val::Str(self.sender_raw.as_deref()))
+            .set("header_from", Val::Str(self.header_from.as_deref()))
+            .set("subject", Val::Str(self.subject.as_deref()))
+            .set("recipient", Val::Str(Some(&self.recipient)))
+            .set("recipient_raw", Val::Str(self.recipient_raw.as_deref()))
+            .set("orig_recipient", Val::Str(self.orig_recipient.as_deref()))
+            .set("recipient_domain", Val::Str(Some(&self.recipient_domain)))
+            .set("recipient_role", Val::Str(Some(self.recipient_role)))
+            .set("role_source", Val::Str(Some(self.role_source)))
+            .set("status", Val::Str(Some(&self.status)))
+            .set("dsn", Val::Str(self.dsn.as_deref()))
+            .set("relay", Val::Str(self.relay.as_deref()))
+            .set("delay_s", Val::Float(self.delay_s))
+            .set("size_bytes", Val::Int(self.size_bytes))
+            .set("nrcpt", Val::Int(self.nrcpt))
+            .set("client", Val::Str(self.client.as_deref()))
+            .set("response", Val::Str(self.response.as_deref()))
+            .set("notification_of", Val::Str(self.notification_of.as_deref()))
+            .set("related_lines", Val::Str(self.related_lines.as_deref()))
+            .set("delivery_kind", Val::Str(Some(self.delivery_kind)))
+            .set("next_queue_id", Val::Str(self.next_queue_id.as_deref()));
+        r
     }
 }
 
@@ -232,35 +239,15 @@ fn bounded(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-#[derive(Debug, Default, Clone)]
-struct QueueState {
-    message_id: Option<String>,
-    sender: Option<String>,
-    sender_raw: Option<String>,
-    header_from: Option<String>,
-    subject: Option<String>,
-    size: Option<i64>,
-    nrcpt: Option<i64>,
-    client: Option<String>,
-    notification_of: Option<String>,
-    lines: Vec<u64>,
-    /// Delivery records (`to=…` text) last deferred, for `status=expired`.
-    deferred: Vec<String>,
-}
-
-impl QueueState {
-    fn note_line(&mut self, line: u64) {
-        if self.lines.len() < 16 {
-            self.lines.push(line);
-        }
-    }
-}
-
-/// Parser state for one file.
+/// Parser state for one file (and, carried, for the files after it in its
+/// rotated set).
 pub struct PostfixParser {
     years: YearTracker,
-    queues: HashMap<String, QueueState>,
-    order: VecDeque<String>,
+    queues: Queues,
+    file: std::sync::Arc<str>,
+    /// More files of the same rotated set follow in this run: messages still
+    /// open at the end are handed on, not written as still queued.
+    continues: bool,
 }
 
 /// Normalize an envelope address: (normalized, raw if different, domain).
@@ -283,30 +270,53 @@ fn envelope(raw: &str) -> (String, Option<String>, String) {
     }
 }
 
+/// Where a delivery went: `egress` (another host, or a process on this
+/// machine that does not re-queue it here: it left this MTA), `filter_hop`
+/// (a content filter on this machine that re-injects it, e.g. amavis on
+/// 127.0.0.1:10024 answering "queued as ID"), `local` (a mailbox here),
+/// `none` (handed nowhere).
+fn delivery_kind(daemon: &str, relay: Option<&str>, response: Option<&str>) -> &'static str {
+    let relay = relay.unwrap_or("none");
+    let host = relay.split(['[', ':']).next().unwrap_or(relay);
+    let addr = relay.split_once('[').and_then(|(_, r)| r.split(']').next()).unwrap_or(host);
+    let loopback = addr.starts_with("127.") || addr == "::1" || addr.eq_ignore_ascii_case("ipv6:::1") || host.eq_ignore_ascii_case("localhost");
+    let requeued = response.is_some_and(|r| r.contains("queued as "));
+    if matches!(daemon, "local" | "virtual" | "pipe") || relay == "local" || relay == "virtual" {
+        return "local";
+    }
+    if relay == "none" || daemon == "error" || daemon == "discard" || daemon == "retry" {
+        return "none";
+    }
+    if loopback {
+        // A hop on this machine that answers "queued as ID" re-queued the
+        // message here (amavis, a second instance): a filter. LMTP on
+        // loopback stores into a mailbox (dovecot on 127.0.0.1:24). Anything
+        // else took the message away from this MTA (a local smarthost or
+        // tunnel): as far as this log can tell, it left.
+        return if requeued {
+            "filter_hop"
+        } else if daemon == "lmtp" {
+            "local"
+        } else {
+            "egress"
+        };
+    }
+    if relay.starts_with("private/") || relay.starts_with("public/") || relay.contains("dovecot") {
+        return "local";
+    }
+    "egress"
+}
+
+/// The queue id a filter re-injected the message under (`queued as ID`).
+fn queued_as(response: Option<&str>) -> Option<String> {
+    let r = response?;
+    let id = r.rsplit_once("queued as ")?.1.trim().trim_end_matches([')', '.']);
+    (is_short_qid(id) || is_long_qid(id)).then(|| id.to_string())
+}
+
 impl PostfixParser {
     pub fn new(info: &SourceInfo) -> Self {
-        PostfixParser { years: YearTracker::new(info.year_hint, info.mtime_unix), queues: HashMap::new(), order: VecDeque::new() }
-    }
-
-    fn state(&mut self, qid: &str) -> &mut QueueState {
-        if !self.queues.contains_key(qid) {
-            // `removed` frees a queue's state but not its place in `order`:
-            // prune those places now and then so the list stays bounded.
-            if self.order.len() > 2 * self.queues.len() + 1024 {
-                let live = &self.queues;
-                self.order.retain(|q| live.contains_key(q));
-            }
-            if self.queues.len() >= MAX_QUEUE_STATE {
-                while let Some(old) = self.order.pop_front() {
-                    if self.queues.remove(&old).is_some() {
-                        break;
-                    }
-                }
-            }
-            self.order.push_back(qid.to_string());
-            self.queues.insert(qid.to_string(), QueueState::default());
-        }
-        self.queues.get_mut(qid).expect("inserted")
+        PostfixParser { years: YearTracker::new(info.year_hint, info.mtime_unix), queues: Queues::default(), file: info.path.clone(), continues: info.continues }
     }
 
     fn ts(&mut self, stamp: &Stamp<'_>) -> Option<i64> {
@@ -321,11 +331,16 @@ impl PostfixParser {
 
     /// Build a delivery row from a `to=…` record and the queue's state.
     #[allow(clippy::too_many_arguments)]
-    fn delivery(&mut self, line: &Line<'_>, ts: i64, host: &str, qid: Option<&str>, kv: &[(&str, &str)], status: &str, response: Option<&str>, out: &mut dyn Emit) {
+    fn delivery(&mut self, line: &Line<'_>, ts: i64, host: &str, daemon: &str, qid: Option<&str>, kv: &[(&str, &str)], status: &str, response: Option<&str>, out: &mut dyn Emit) {
         let Some(to) = get(kv, "to") else { return };
         let (recipient, recipient_raw, recipient_domain) = envelope(to);
+        if recipient.is_empty() {
+            // `to=<>`: not a recipient; the event is kept, not a delivery.
+            let ev = events::MailEvent { event: "null_recipient", reason: response.unwrap_or(status), ..events::MailEvent::from_kv(host, qid, kv) };
+            return ev.emit(ts, &line.pos, out);
+        }
         let orig = get(kv, "orig_to").map(|o| envelope(o).0);
-        let st = qid.and_then(|q| self.queues.get(q)).cloned().unwrap_or_default();
+        let st = qid.and_then(|q| self.queues.map.get(q)).cloned().unwrap_or_default();
         let (sender, sender_raw) = match get(kv, "from") {
             Some(f) => {
                 let (s, r, _) = envelope(f);
@@ -333,6 +348,18 @@ impl PostfixParser {
             }
             None => (st.sender.clone(), st.sender_raw.clone()),
         };
+        let relay = get(kv, "relay");
+        let kind = delivery_kind(daemon, relay, response);
+        let next = if kind == "filter_hop" { queued_as(response) } else { None };
+        if let Some(q) = qid.filter(|q| *q != "NOQUEUE") {
+            if let Some(o) = Outcome::of(status, kind) {
+                self.queues.state(q).note_outcome(&recipient, o);
+            }
+            if let Some(n) = &next {
+                self.queues.state(q).filtered_to = Some(n.clone());
+                self.queues.state(n).filtered_from = Some(q.to_string());
+            }
+        }
         let related = if st.lines.is_empty() { None } else { Some(st.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")) };
         let d = MailDelivery {
             ts,
@@ -352,7 +379,7 @@ impl PostfixParser {
             role_source: "mta_envelope",
             status: status.to_string(),
             dsn: get(kv, "dsn").map(str::to_string),
-            relay: get(kv, "relay").map(str::to_string),
+            relay: relay.map(str::to_string),
             delay_s: get(kv, "delay").and_then(|d| d.parse().ok()),
             size_bytes: st.size,
             nrcpt: st.nrcpt,
@@ -360,93 +387,131 @@ impl PostfixParser {
             response: response.map(|r| bounded(r, MAX_RESPONSE)),
             notification_of: st.notification_of,
             related_lines: related,
+            delivery_kind: kind,
+            next_queue_id: next,
         };
         out.delivery(d);
     }
 
     /// `reject: RCPT from h[ip]: 554 5.7.1 <x>: text; from=<a> to=<b> proto=ESMTP helo=<h>`
-    fn smtp_reject(&mut self, line: &Line<'_>, ts: i64, host: &str, qid: &str, action: &str, rest: &str, out: &mut dyn Emit) -> bool {
-        let Some((text, tail)) = rest.rsplit_once("; ") else { return false };
-        let mut kv: Vec<(&str, &str)> = Vec::new();
-        for part in tail.split(' ') {
-            if let Some((k, v)) = part.split_once('=') {
-                kv.push((k, v));
+    /// and the other actions of smtpd, cleanup and milters. A refused
+    /// recipient at RCPT/DATA/END-OF-MESSAGE is a delivery row (attempted
+    /// egress the MTA refused is evidence too); what names no recipient (a
+    /// CONNECT, EHLO or VRFY reject) and every redirect is a `mail_events` row.
+    #[allow(clippy::too_many_arguments)]
+    fn smtp_action(&mut self, line: &Line<'_>, ts: i64, host: &str, daemon: &str, qid: &str, action: &str, rest: &str, out: &mut dyn Emit) -> bool {
+        let Some(act) = events::parse_action(action, rest) else { return false };
+        let recipient = act.kv.iter().find(|(k, _)| *k == "to").map(|(_, v)| strip_angle(v)).filter(|v| !v.is_empty());
+        if let Some(c) = act.client {
+            if qid != "NOQUEUE" {
+                self.queues.state(qid).client.get_or_insert_with(|| c.to_string());
             }
         }
-        if get(&kv, "to").is_none() {
-            return false;
+        let is_redirect = action.contains("redirect");
+        let names_recipient = recipient.is_some() && !matches!(act.stage, Some("CONNECT" | "EHLO" | "HELO" | "VRFY" | "ETRN"));
+        if is_redirect || !names_recipient {
+            let q = (qid != "NOQUEUE").then_some(qid);
+            let mut ev = events::MailEvent::from_kv(host, q, &act.kv);
+            ev.event = events::event_name(action);
+            ev.stage = act.stage;
+            ev.client = act.client;
+            ev.dsn = act.dsn;
+            ev.reason = act.text;
+            ev.redirect_to = act.redirect_to;
+            ev.emit(ts, &line.pos, out);
+            return true;
         }
-        let dsn = text.split_whitespace().find(|w| w.len() >= 5 && w.as_bytes()[1] == b'.' && w.as_bytes()[0].is_ascii_digit());
-        if let Some(d) = dsn {
+        let mut kv = act.kv.clone();
+        if let Some(d) = act.dsn {
             kv.push(("dsn", d));
         }
-        let status = match action {
-            "reject" | "milter-reject" => "rejected",
-            "discard" => "discarded",
-            "hold" => "held",
-            "redirect" => "redirected",
-            _ => "filtered",
-        };
-        if let Some(c) = text.split_once(" from ").map(|x| x.1) {
-            let client = c.split(": ").next().unwrap_or(c);
-            if qid != "NOQUEUE" {
-                self.state(qid).client.get_or_insert_with(|| client.to_string());
-            } else {
-                kv.push(("client", client));
+        if qid == "NOQUEUE" {
+            if let Some(c) = act.client {
+                kv.push(("client", c));
             }
         }
-        self.delivery(line, ts, host, Some(qid), &kv, status, Some(text), out);
+        let status = match action {
+            "reject" | "milter-reject" | "proxy-reject" => "rejected",
+            "discard" | "milter-discard" => "discarded",
+            "hold" | "milter-hold" => "held",
+            _ => "filtered",
+        };
+        self.delivery(line, ts, host, daemon, Some(qid), &kv, status, Some(act.text), out);
         true
+    }
+
+    /// The `mail_messages` row of a message that left the queue (`removed`)
+    /// or is still in it when the logs end (`open`).
+    fn message_row(&mut self, qid: &str, s: &QueueState, open: bool, at: Option<&Pos>, out: &mut dyn Emit) {
+        let host = self.queues.hosts.get(qid).cloned();
+        let key = s.key(host.as_deref(), qid);
+        let date = s.date();
+        let related = if s.lines.is_empty() { None } else { Some(s.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")) };
+        let row = s.message_row(host.as_deref(), qid, &key, &date, s.final_state(open), related.as_deref());
+        let pos = match at {
+            Some(p) => p.clone(),
+            None => {
+                // The message's last line, possibly in an earlier file of the set.
+                let (file, offset, line) = s.last_at.clone().unwrap_or_default();
+                if *file != *self.file {
+                    return out.named_elsewhere(&file, &Pos { offset, line, pointer: None }, row);
+                }
+                Pos { offset, line, pointer: None }
+            }
+        };
+        out.named(&pos, row);
     }
 
     fn queue_line(&mut self, line: &Line<'_>, ts: i64, host: &str, daemon: &str, qid: &str, rest: &str, out: &mut dyn Emit) {
         let parsed = LineOutcome::Parsed;
         let n = line.pos.line;
-        if let Some(c) = rest.strip_prefix("client=") {
-            // A new message under this id: reset (queue ids are reused).
+        let at = (&*self.file, line.pos.offset, n);
+        if rest.starts_with("client=") || (daemon == "pickup" && rest.starts_with("uid=")) {
+            // A new message under this id: start afresh (queue ids are reused).
             self.queues.remove(qid);
-            let s = self.state(qid);
-            s.client = Some(c.to_string());
+            let client = match rest.strip_prefix("client=") {
+                Some(c) => c.to_string(),
+                None => format!("local {}", rest.split(" from=").next().unwrap_or(rest)),
+            };
+            let s = self.queues.touch(qid, host, ts, at);
+            s.client = Some(client);
             s.note_line(n);
             return out.account(&line.pos, 1, parsed);
         }
-        if daemon == "pickup" && rest.starts_with("uid=") {
-            self.queues.remove(qid);
-            let s = self.state(qid);
-            s.client = Some(format!("local {}", rest.split(" from=").next().unwrap_or(rest)));
-            s.note_line(n);
-            return out.account(&line.pos, 1, parsed);
+        if qid != "NOQUEUE" {
+            self.queues.touch(qid, host, ts, at).note_line(n);
         }
         if let Some(m) = rest.strip_prefix("message-id=").or_else(|| rest.strip_prefix("resent-message-id=")) {
             let id = strip_angle(m.trim()).trim();
-            let s = self.state(qid);
             if !id.is_empty() {
-                s.message_id = Some(bounded(id, 998));
+                self.queues.state(qid).message_id = Some(bounded(id, 998));
             }
-            s.note_line(n);
             return out.account(&line.pos, 1, parsed);
         }
         if rest == "removed" {
-            self.queues.remove(qid);
+            if let Some(s) = self.queues.remove(qid) {
+                self.queues.hosts.insert(qid.to_string(), host.to_string());
+                self.message_row(qid, &s, false, Some(&line.pos), out);
+                self.queues.hosts.remove(qid);
+            }
             return out.account(&line.pos, 1, parsed);
         }
         if let Some(h) = rest.strip_prefix("info: header ").or_else(|| rest.strip_prefix("warning: header ")) {
             // header_checks INFO/WARN: `Subject: text from host[ip]; from=<> to=<> …`
             let value = h.rsplit_once(" from ").map(|x| x.0).unwrap_or(h);
-            let s = self.state(qid);
+            let s = self.queues.state(qid);
             if let Some(v) = value.strip_prefix("Subject: ") {
                 s.subject = Some(bounded(v, 998));
             } else if let Some(v) = value.strip_prefix("From: ") {
                 s.header_from = Some(bounded(v, 998));
             }
-            s.note_line(n);
             return out.account(&line.pos, 1, parsed);
         }
         for prefix in ["sender non-delivery notification: ", "sender delivery status notification: ", "postmaster non-delivery notification: ", "sender delay notification: "] {
             if let Some(new_id) = rest.strip_prefix(prefix) {
                 let new_id = new_id.trim();
                 if is_short_qid(new_id) || is_long_qid(new_id) {
-                    self.state(new_id).notification_of = Some(qid.to_string());
+                    self.queues.state(new_id).notification_of = Some(qid.to_string());
                 }
                 return out.account(&line.pos, 1, parsed);
             }
@@ -455,9 +520,9 @@ impl PostfixParser {
             let (kv, response) = key_values(rest);
             match get(&kv, "status") {
                 Some(status) if !status.is_empty() => {
-                    self.delivery(line, ts, host, Some(qid), &kv, status, response, out);
+                    self.delivery(line, ts, host, daemon, Some(qid), &kv, status, response, out);
                     let to = get(&kv, "to").unwrap_or("").to_string();
-                    let s = self.state(qid);
+                    let s = self.queues.state(qid);
                     s.deferred.retain(|d| !d.starts_with(&format!("to={to},")));
                     if status == "deferred" && s.deferred.len() < 64 {
                         s.deferred.push(rest.split(", status=").next().unwrap_or(rest).to_string());
@@ -471,16 +536,17 @@ impl PostfixParser {
         }
         if rest.starts_with("from=") && rest.contains("status=expired") {
             // qmgr gave up: every recipient still deferred expired here.
-            let pending = self.queues.get(qid).map(|s| s.deferred.clone()).unwrap_or_default();
+            let pending = self.queues.map.get(qid).map(|s| s.deferred.clone()).unwrap_or_default();
             for d in pending {
                 let (kv, _) = key_values(&d);
-                self.delivery(line, ts, host, Some(qid), &kv, "expired", Some("returned to sender"), out);
+                self.delivery(line, ts, host, daemon, Some(qid), &kv, "expired", Some("returned to sender"), out);
             }
+            self.queues.state(qid).deferred.clear();
             return out.account(&line.pos, 1, parsed);
         }
         if rest.starts_with("from=") {
             let (kv, _) = key_values(rest.split(" (").next().unwrap_or(rest));
-            let s = self.state(qid);
+            let s = self.queues.state(qid);
             if let Some(f) = get(&kv, "from") {
                 let (addr, raw, _) = envelope(f);
                 s.sender = Some(addr);
@@ -492,14 +558,11 @@ impl PostfixParser {
             if let Some(v) = get(&kv, "nrcpt").and_then(|v| v.split(' ').next()).and_then(|v| v.parse().ok()) {
                 s.nrcpt = Some(v);
             }
-            s.note_line(n);
             return out.account(&line.pos, 1, parsed);
         }
-        for action in ["reject", "milter-reject", "discard", "hold", "redirect", "filter"] {
-            if let Some(r) = rest.strip_prefix(action).and_then(|r| r.strip_prefix(": ")) {
-                if self.smtp_reject(line, ts, host, qid, action, r, out) {
-                    return out.account(&line.pos, 1, parsed);
-                }
+        if let Some((action, r)) = rest.split_once(": ") {
+            if events::is_action(action) && self.smtp_action(line, ts, host, daemon, qid, action, r, out) {
+                return out.account(&line.pos, 1, parsed);
             }
         }
         out.account(&line.pos, 1, LineOutcome::Skipped("postfix: queue event without delivery data"));
@@ -538,11 +601,45 @@ impl Parser for PostfixParser {
         let daemon = sys.program.rsplit('/').next().unwrap_or(sys.program);
         match split_queue_id(sys.message) {
             Some((qid, rest)) => self.queue_line(line, ts, sys.host, daemon, qid, rest, out),
-            None => out.account(&line.pos, 1, LineOutcome::Skipped("postfix: daemon event without delivery data")),
+            // `proxy-reject: END-OF-MESSAGE: …` without a queue id.
+            None => match sys.message.split_once(": ") {
+                Some((action, rest)) if events::is_action(action) && self.smtp_action(line, ts, sys.host, daemon, "NOQUEUE", action, rest, out) => out.account(&line.pos, 1, LineOutcome::Parsed),
+                _ => out.account(&line.pos, 1, LineOutcome::Skipped("postfix: daemon event without delivery data")),
+            },
         }
     }
 
-    fn finish(&mut self, _out: &mut dyn Emit) {}
+    /// At the end of the last file of a set read in this run, every message
+    /// still in the queue gets its row (`still_queued`, or what its
+    /// recipients reached); the next file, in a later run, writes it again
+    /// when it closes.
+    fn finish(&mut self, out: &mut dyn Emit) {
+        if self.continues {
+            return;
+        }
+        for qid in self.queues.open_ids() {
+            let Some(s) = self.queues.map.get(&qid).cloned() else { continue };
+            if s.last_at.is_none() {
+                continue; // Only referenced (a notification's id), never seen.
+            }
+            self.message_row(&qid, &s, true, None, out);
+        }
+    }
+
+    fn carry_out(&mut self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.queues.carry_out(self.years.last())).ok()
+    }
+
+    fn carry_in(&mut self, state: &serde_json::Value) {
+        if let Ok(c) = serde_json::from_value::<Carry>(state.clone()) {
+            if c.version == 1 {
+                if let Some(last) = c.last_stamp {
+                    self.years.resume(last);
+                }
+                self.queues.carry_in(c);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -570,6 +667,19 @@ mod tests {
         assert_eq!(split_queue_id("NOQUEUE: reject: x").map(|x| x.0), Some("NOQUEUE"));
         assert!(split_queue_id("warning: hostname x").is_none());
         assert!(split_queue_id("statistics: max connection").is_none());
+    }
+
+    #[test]
+    fn delivery_kinds() {
+        let q = Some("250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as BF76C3012027");
+        assert_eq!(delivery_kind("smtp", Some("127.0.0.1[127.0.0.1]:10024"), q), "filter_hop");
+        assert_eq!(queued_as(q).as_deref(), Some("BF76C3012027"));
+        assert_eq!(delivery_kind("smtp", Some("127.0.0.1[127.0.0.1]:40297"), Some("250 2.0.0 Ok")), "egress", "a sink or smarthost on loopback");
+        assert_eq!(delivery_kind("lmtp", Some("127.0.0.1[127.0.0.1]:24"), Some("250 2.0.0 <a@b> Saved")), "local");
+        assert_eq!(delivery_kind("smtp", Some("mx.example.net[192.0.2.5]:25"), Some("250 2.0.0 Ok: queued as 4Fxyz")), "egress");
+        assert_eq!(delivery_kind("local", Some("local"), None), "local");
+        assert_eq!(delivery_kind("lmtp", Some("private/dovecot-lmtp"), None), "local");
+        assert_eq!(delivery_kind("smtp", Some("none"), None), "none");
     }
 
     #[test]
