@@ -888,24 +888,21 @@ impl McpDeriver {
 mod exact_id_tests {
     use super::*;
 
+    /// The message's id after [`keep_exact_id`].
+    fn exact(text: &str) -> Value {
+        let mut v: Value = serde_json::from_str(text).unwrap();
+        keep_exact_id(&mut v, text);
+        v["id"].clone()
+    }
+
     #[test]
     fn ids_beyond_64_bits_stay_exact() {
-        let text = r#"{"jsonrpc":"2.0","id":1180591620717411303425,"result":{}}"#;
-        let mut v: Value = serde_json::from_str(text).unwrap();
-        keep_exact_id(&mut v, text);
-        assert_eq!(id_text(&v["id"]).unwrap(), "1180591620717411303425");
-        let other = r#"{"jsonrpc":"2.0","id":1180591620717411303424,"result":{}}"#;
-        let mut w: Value = serde_json::from_str(other).unwrap();
-        keep_exact_id(&mut w, other);
-        assert_ne!(id_text(&v["id"]), id_text(&w["id"]));
-        let text = r#"{"jsonrpc":"2.0","id":-0,"result":{}}"#;
-        let mut v: Value = serde_json::from_str(text).unwrap();
-        keep_exact_id(&mut v, text);
-        assert_eq!(id_text(&v["id"]).unwrap(), "-0");
-        let text = r#"{"jsonrpc":"2.0","id":7,"result":{}}"#;
-        let mut v: Value = serde_json::from_str(text).unwrap();
-        keep_exact_id(&mut v, text);
-        assert_eq!(v["id"], serde_json::json!(7), "ordinary ids keep their type");
+        let a = exact(r#"{"jsonrpc":"2.0","id":1180591620717411303425,"result":{}}"#);
+        let b = exact(r#"{"jsonrpc":"2.0","id":1180591620717411303424,"result":{}}"#);
+        assert_eq!(id_text(&a).unwrap(), "1180591620717411303425");
+        assert_ne!(id_text(&a), id_text(&b));
+        assert_eq!(id_text(&exact(r#"{"jsonrpc":"2.0","id":-0,"result":{}}"#)).unwrap(), "-0");
+        assert_eq!(exact(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#), serde_json::json!(7), "ordinary ids keep their type");
         assert_eq!(member_text(r#"{"a":1,"message":{"id":12345678901234567890123}}"#, "message"), Some(r#"{"id":12345678901234567890123}"#));
         assert_eq!(member_text(r#" { "s" : "x\"}" , "id" : 5 } "#, "id"), Some("5"));
         assert_eq!(member_text(r#"{"nested":{"id":1},"id":[1,{"a":"]"}]}"#, "id"), Some(r#"[1,{"a":"]"}]"#));

@@ -50,7 +50,8 @@ pub struct PostmarkParser {
 
 impl PostmarkParser {
     pub fn new(_info: &SourceInfo) -> Self {
-        PostmarkParser { doc: Assembler::default() }
+        // Exports of months of messages are one JSON document: stream it.
+        PostmarkParser { doc: Assembler::streaming() }
     }
 }
 
@@ -60,8 +61,13 @@ fn record(d: Document<'_>, out: &mut dyn Emit) {
         Ok(v) => {
             let mut rows = 0usize;
             let mut problems = Vec::new();
-            walk(&v, "", &d.pos, out, &mut rows, &mut problems);
-            if rows > 0 {
+            match d.pointer.as_deref() {
+                // An element of `Messages` handed out on its own: read it as
+                // the search result's loop would.
+                Some(p) if p.rsplit_once('/').is_some_and(|(parent, _)| parent == "/Messages") => outbound(&v, p, &d.pos, out, &mut rows, &mut problems),
+                p => walk(&v, p.unwrap_or(""), &d.pos, out, &mut rows, &mut problems),
+            }
+            if rows > 0 || d.streamed {
                 out.account(&d.pos, d.lines, LineOutcome::Parsed);
             } else if let Some(p) = problems.first() {
                 out.reject(&d.pos, d.lines, format!("postmark: {p}"), d.text.as_bytes(), None);
@@ -219,7 +225,8 @@ fn walk(v: &Value, ptr: &str, pos: &Pos, out: &mut dyn Emit, rows: &mut usize, p
         }
         Value::Object(_) => {
             if let Some(Value::Array(ms)) = v.get("Messages") {
-                for (i, m) in ms.iter().enumerate() {
+                // `null`: an element already handed out on its own (streamed).
+                for (i, m) in ms.iter().enumerate().filter(|(_, m)| !m.is_null()) {
                     outbound(m, &format!("{ptr}/Messages/{i}"), pos, out, rows, problems);
                 }
             } else if let Some(b @ Value::Object(_)) = v.get("Bounce") {
@@ -286,5 +293,53 @@ impl Parser for PostmarkParser {
 
     fn finish(&mut self, out: &mut dyn Emit) {
         self.doc.finish("postmark", out);
+    }
+}
+
+#[cfg(test)]
+mod streaming_tests {
+    use crate::collect::Provenance;
+    use crate::{parse_reader, Format, RowSink, SourceInfo, Val};
+    use mcpf_schema::Table;
+    use std::sync::Arc;
+
+    #[derive(Default)]
+    struct Rows(Vec<(Table, String, String)>);
+    impl RowSink for Rows {
+        fn row(&mut self, t: Table, vals: &[Val<'_>]) {
+            let cols = t.columns();
+            let get = |name: &str| match vals[cols.iter().position(|c| c.name == name).unwrap()] {
+                Val::Str(Some(s)) => s.to_string(),
+                _ => String::new(),
+            };
+            if t == Table::MailDeliveries {
+                self.0.push((t, get("recipient"), get("source_pointer")));
+            }
+        }
+    }
+
+    fn doc(n: usize) -> String {
+        let msgs: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"MessageID":"m{i}","ReceivedAt":"2026-03-01T10:00:00Z","From":"a@corp.example","To":[{{"Email":"to{i}@x.example"}}],"Bcc":[{{"Email":"b@y.example"}}],"Subject":"{}","Status":"Sent"}}"#, "s".repeat(200)))
+            .collect();
+        format!("{{\n  \"TotalCount\": {n},\n  \"Messages\": [\n{}\n  ]\n}}\n", msgs.join(",\n"))
+    }
+
+    /// A document larger than the streaming threshold gives the same rows as
+    /// a small one would, element by element, with the same pointers.
+    #[test]
+    fn a_large_export_is_streamed_with_the_same_rows() {
+        let n = 40_000; // ~12 MB, past STREAM_AFTER_BYTES
+        let text = doc(n);
+        assert!(text.len() > crate::jsondoc::STREAM_AFTER_BYTES);
+        let info = SourceInfo::new("big.json", Some(0));
+        let prov = Provenance { format: Format::Postmark, file: info.path.clone(), ingest_id: Arc::from("t") };
+        let mut rows = Rows::default();
+        let out = parse_reader(Box::new(std::io::Cursor::new(text.into_bytes())), Format::Postmark, &info, prov, 0, &mut rows, None);
+        assert!(out.stats.balanced(), "{:?}", out.stats);
+        assert_eq!(out.stats.rejected, 0, "{:?}", out.stats);
+        assert_eq!(rows.0.len(), 2 * n);
+        assert!(rows.0.contains((&(Table::MailDeliveries, "to39999@x.example".to_string(), "/Messages/39999/To/0".to_string())).into()));
+        assert_eq!(rows.0.iter().filter(|r| r.1 == "b@y.example").count(), n);
     }
 }
