@@ -41,16 +41,22 @@ pub fn normalize(raw: &str) -> Option<Address> {
         return None;
     }
     let domain = domain.trim_end_matches('.');
-    if domain.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"'()[]\\@".contains(c)) {
-        // address literals (user@[192.0.2.1]) are rare in intent; keep them verbatim below
-        if !(domain.starts_with('[') && domain.ends_with(']')) {
+    let domain_norm = if domain.starts_with('[') {
+        // An address literal: [IPv4] or [IPv6:...] (RFC 5321), nothing else.
+        address_literal(domain)?
+    } else {
+        if domain.chars().any(|c| c.is_whitespace() || c.is_control() || "<>,;\"'()[]\\@".contains(c)) {
             return None;
         }
-    }
-    let domain_norm = if domain.is_ascii() {
-        domain.to_ascii_lowercase()
-    } else {
-        idna::domain_to_ascii(domain).ok()?.to_ascii_lowercase()
+        let d = if domain.is_ascii() { domain.to_ascii_lowercase() } else { idna::domain_to_ascii(domain).ok()?.to_ascii_lowercase() };
+        // After IDNA mapping every label is letters, digits, '-' or '_'
+        // (fullwidth dots and quotes map to ASCII ones: checked here, so a
+        // normalized address normalizes to itself).
+        let labels_ok = d.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        if !labels_ok {
+            return None;
+        }
+        d
     };
     if !domain_norm.contains('.') && !domain_norm.starts_with('[') && domain_norm != "localhost" {
         return None;
@@ -64,6 +70,16 @@ pub fn normalize(raw: &str) -> Option<Address> {
 /// a provider document's field may be longer): past it the string is not
 /// read, and callers that care say the list was not observed whole.
 pub const MAX_LIST_BYTES: usize = 16 * 1024 * 1024;
+
+/// `[192.0.2.1]` or `[IPv6:2001:db8::1]`, lower-cased; None otherwise.
+fn address_literal(d: &str) -> Option<String> {
+    let inner = d.strip_prefix('[')?.strip_suffix(']')?;
+    let ok = match inner.get(..5) {
+        Some(p) if p.eq_ignore_ascii_case("ipv6:") => inner[5..].parse::<std::net::Ipv6Addr>().is_ok(),
+        _ => inner.parse::<std::net::Ipv4Addr>().is_ok(),
+    };
+    ok.then(|| d.to_ascii_lowercase())
+}
 
 /// Split an address-list string (`a@x, "B" <b@y>; c@z`) into addresses.
 ///
@@ -138,6 +154,25 @@ pub fn role_of_arg(name: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fuzz_found_domains_that_did_not_renormalize() {
+        // Found by the address fuzz target: garbage in brackets was taken as
+        // an address literal and came out as "xn--[096|||...".
+        let input = "users\u{91}\u{91}[@[096|||;|||\u{31a}|||%||1p.2.1]";
+        assert!(normalize(input).is_none());
+        assert_eq!(normalize("a@[192.0.2.1]").unwrap().address, "a@[192.0.2.1]");
+        assert_eq!(normalize("a@[IPv6:2001:DB8::1]").unwrap().address, "a@[ipv6:2001:db8::1]");
+        assert!(normalize("a@[not-an-ip]").is_none());
+        // Fullwidth dot maps to '.', and the result normalizes to itself.
+        let a = normalize("x@example\u{3002}com").unwrap();
+        assert_eq!(normalize(&a.address).unwrap().address, a.address);
+        for bad in ["x@exa|mple.com", "x@example..com", "x@ex%ample.com", "x@example.com\u{ff02}"] {
+            if let Some(a) = normalize(bad) {
+                assert_eq!(normalize(&a.address).map(|b| b.address), Some(a.address.clone()), "{bad}");
+            }
+        }
+    }
 
     #[test]
     fn normalizes_forms() {
