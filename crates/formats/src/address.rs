@@ -161,6 +161,8 @@ mod tests {
         // an address literal and came out as "xn--[096|||...".
         let input = "users\u{91}\u{91}[@[096|||;|||\u{31a}|||%||1p.2.1]";
         assert!(normalize(input).is_none());
+        // The target's minimized input (bytes 9b 40 5b cc 9a 2e 5d, read lossily).
+        assert!(normalize("\u{fffd}@[\u{31a}.]").is_none());
         assert_eq!(normalize("a@[192.0.2.1]").unwrap().address, "a@[192.0.2.1]");
         assert_eq!(normalize("a@[IPv6:2001:DB8::1]").unwrap().address, "a@[ipv6:2001:db8::1]");
         assert!(normalize("a@[not-an-ip]").is_none());
