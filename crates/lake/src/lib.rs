@@ -232,18 +232,25 @@ impl Lake {
         let snap = self.snapshot()?;
         let mut out = Vec::new();
         for t in Table::ALL {
-            let version = match &snap {
-                Some(s) => match s.tables.get(t.name()) {
-                    Some(v) => Some(*v),
-                    None => continue,
-                },
-                None => None,
-            };
-            if let Some(table) = self.store().load(t, version).await.map_err(|e| self.lake_err(e))? {
+            if let Some(table) = self.published_table(t, snap.as_ref()).await? {
                 out.push((t, table));
             }
         }
         Ok(out)
+    }
+
+    /// One table as readers see it in `snap` (None: not in the snapshot, or
+    /// not created yet); at its latest version for a lake from before
+    /// snapshots.
+    async fn published_table(&self, t: Table, snap: Option<&Snapshot>) -> Result<Option<deltalake::DeltaTable>> {
+        let version = match snap {
+            Some(s) => match s.tables.get(t.name()) {
+                Some(v) => Some(*v),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        self.store().load(t, version).await.map_err(|e| self.lake_err(e))
     }
 
     /// A DataFusion context with every published table registered.
@@ -262,24 +269,28 @@ impl Lake {
     /// Run SQL over the published `_ingest_log` (as table `l`); no rows when
     /// there is none yet.
     pub(crate) async fn query_ingest_log(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.query_ingest_log_with(sql, vec![]).await
+    }
+
+    /// [`Lake::query_ingest_log`] with bound parameters (`$name`). Loads
+    /// only `_ingest_log`, at its published version.
+    async fn query_ingest_log_with(&self, sql: &str, params: Vec<(String, deltalake::datafusion::scalar::ScalarValue)>) -> Result<Vec<RecordBatch>> {
         if !self.is_lake() {
             return Ok(vec![]);
         }
-        let Some((_, table)) = self.published_tables().await?.into_iter().find(|(t, _)| *t == Table::IngestLog) else { return Ok(vec![]) };
+        let Some(table) = self.published_table(Table::IngestLog, self.snapshot()?.as_ref()).await? else { return Ok(vec![]) };
         let ctx = SessionContext::new();
         ctx.register_table("l", table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
-        ctx.sql(sql).await.map_err(|e| self.lake_err(e))?.collect().await.map_err(|e| self.lake_err(e))
+        let df = ctx.sql(sql).await.map_err(|e| self.lake_err(e))?;
+        let df = if params.is_empty() { df } else { df.with_param_values(params).map_err(|e| self.lake_err(e))? };
+        df.collect().await.map_err(|e| self.lake_err(e))
     }
 
     /// The first value of a query over the published `_ingest_log` with
     /// bound parameters (paths and hashes are never pasted into SQL).
     fn ingest_log_value(&self, sql: &str, params: Vec<(String, deltalake::datafusion::scalar::ScalarValue)>) -> Result<Option<String>> {
         self.block_on(async {
-            let Some((_, table)) = self.published_tables().await?.into_iter().find(|(t, _)| *t == Table::IngestLog) else { return Ok(None) };
-            let ctx = SessionContext::new();
-            ctx.register_table("l", table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
-            let df = ctx.sql(sql).await.map_err(|e| self.lake_err(e))?.with_param_values(params).map_err(|e| self.lake_err(e))?;
-            let batches = df.collect().await.map_err(|e| self.lake_err(e))?;
+            let batches = self.query_ingest_log_with(sql, params).await?;
             for b in &batches {
                 if b.num_rows() > 0 {
                     let a = utf8_column(b, 0).map_err(|e| self.lake_err(e))?;
