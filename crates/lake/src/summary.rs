@@ -141,11 +141,8 @@ impl IngestSummary {
         if !unrecognized.is_empty() {
             let _ = writeln!(out, "warning: {} files matched no format and were counted as skipped (force a parser with --format):", unrecognized.len());
             for u in unrecognized.iter().take(10) {
-                match &u.note {
-                    Some(n) => writeln!(out, "  {} ({n})", printable_path(&u.path)),
-                    None => writeln!(out, "  {}", printable_path(&u.path)),
-                }
-                .ok();
+                let note = u.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                let _ = writeln!(out, "  {}{note}", printable_path(&u.path));
             }
         }
         out
