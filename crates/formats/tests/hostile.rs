@@ -16,7 +16,9 @@ impl RowSink for Count {
     }
 }
 
-const SEEDS: [&str; 6] = [
+const SEEDS: [&str; 8] = [
+    "Mar  1 10:00:01 mx postfix/cleanup[2]: 4104E3D: milter-header-redirect: header X-Spam-Status: Yes from h[61.238.241.86]; from=<w@c.com> to=<v@e.com> proto=ESMTP helo=<e.com>: tom@example.com",
+    "Jan 28 06:40:37 mail postfix/smtp[15076]: 8BD903012026: to=<h@x.com>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.55, delays=0.44/0.01/0/0.09, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as BF76C3012027)",
     "Nov 25 01:40:58 mx1 postfix/smtp[3991]: 89AE498C146: to=<carol@other.example>, orig_to=<x@y.z>, relay=127.0.0.1[127.0.0.1]:40871, delay=0.03, delays=0.01/0.01/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
     "2022-01-08T19:42:12.572958+00:00 mail postfix/cleanup[1]: 1F5A2194AA9: message-id=<a@b>",
     "Jan 28 06:34:09 mail postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[1.2.3.4]: 554 5.7.1 <a@b.c>: Relay access denied; from=<s@t.u> to=<a@b.c> proto=ESMTP helo=<h>",
