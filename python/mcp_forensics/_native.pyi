@@ -101,7 +101,7 @@ class Lake:
     ) -> None: ...
     @property
     def path(self) -> str: ...
-    def ingest(self, paths: Sequence[_Path], format: str | None = None, year: int | None = None) -> IngestSummary:
+    def ingest(self, paths: Sequence[_Path], format: str | None = None, year: int | None = None, tz: str | None = None) -> IngestSummary:
         """Ingest log files and folders; re-ingesting adds nothing; Ctrl-C commits nothing."""
     def tables(self) -> Rows:
         """Every table with its row count and what it holds."""

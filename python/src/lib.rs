@@ -449,14 +449,16 @@ impl Lake {
     /// Ingest log files and folders (recursively; .gz and .zst too). The
     /// format is detected per file unless ``format`` names one
     /// (claude_desktop, jsonrpc_jsonl, postfix, postmark, mcp_config).
-    /// ``year`` is the year of the first line of year-less syslog stamps.
-    /// Re-ingesting the same content adds nothing; a grown log adds its new
+    /// ``year`` is the year of the first line of year-less syslog stamps;
+    /// ``tz`` the zone of stamps written without offset (``"Europe/Berlin"``,
+    /// ``"UTC"``, ``"+02:00"``; default: read as UTC). Re-ingesting the same content adds nothing; a grown log adds its new
     /// lines. Ctrl-C stops the run before it commits: the lake stays as it was.
-    #[pyo3(signature = (paths, format = None, year = None))]
-    fn ingest(&self, py: Python<'_>, paths: Vec<PathBuf>, format: Option<&str>, year: Option<i32>) -> PyResult<IngestSummary> {
+    #[pyo3(signature = (paths, format = None, year = None, tz = None))]
+    fn ingest(&self, py: Python<'_>, paths: Vec<PathBuf>, format: Option<&str>, year: Option<i32>, tz: Option<&str>) -> PyResult<IngestSummary> {
         let format = format.map(|f| f.parse::<mcpf_formats::Format>()).transpose().map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let zone = tz.map(|z| z.parse::<mcpf_formats::time::Zone>()).transpose().map_err(PyValueError::new_err)?;
         let inner = &self.inner;
-        let summary = run_stoppable(py, |stop| inner.ingest(&paths, &mcpf_lake::IngestOptions { format, year, stop: Some(stop.clone()) }))?;
+        let summary = run_stoppable(py, |stop| inner.ingest(&paths, &mcpf_lake::IngestOptions { format, year, zone, stop: Some(stop.clone()) }))?;
         Ok(IngestSummary { inner: summary.map_err(lake_err)? })
     }
 

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use mcpf_detect::output::{self, OutputFormat};
 use mcpf_detect::config::RuleSetup;
 use mcpf_detect::{explain, fixtures, load_rules, ops, DetectConfig, DetectOptions, Rule, Severity};
+use mcpf_formats::time::Zone;
 use mcpf_formats::Format;
 use mcpf_lake::{IngestOptions, IngestSummary, Lake};
 
@@ -38,6 +39,13 @@ enum Command {
         /// Year of the first line of year-less syslog timestamps (default: from the file's time).
         #[arg(long)]
         year: Option<i32>,
+        /// Zone of timestamps written without offset, such as syslog's
+        /// `Jan  5 10:00:00`: an IANA name (Europe/Berlin, with its DST
+        /// rules), UTC, or an offset (+02:00). Default: read as UTC. Stamps
+        /// with an offset are never changed. Recorded per source in
+        /// `_ingest_log.stamp_zone`.
+        #[arg(long, value_name = "ZONE")]
+        tz: Option<Zone>,
         /// Print one line per source.
         #[arg(short, long)]
         verbose: bool,
@@ -244,10 +252,10 @@ fn require_lake(path: &Path) -> Result<Lake, UserError> {
 fn run(cli: Cli) -> Result<ExitCode, UserError> {
     let mut out = io::stdout().lock();
     match cli.command {
-        Command::Ingest { lake, format, year, verbose, paths } => {
+        Command::Ingest { lake, format, year, tz, verbose, paths } => {
             let lake = Lake::open(&lake)?;
             let mut on_wait = |holder: &str| eprintln!("waiting for the lake's writers' lock (held by {}) ...", output::terminal_safe(holder));
-            let s = lake.ingest_with(&paths, &IngestOptions { format, year, ..Default::default() }, &mut on_wait)?;
+            let s = lake.ingest_with(&paths, &IngestOptions { format, year, zone: tz, ..Default::default() }, &mut on_wait)?;
             print_summary(&s, verbose);
             if s.failed_sources() > 0 {
                 return Ok(ExitCode::from(3));

@@ -432,3 +432,35 @@ fn sql_parameters_are_text_unless_typed() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("expected an integer"), "{}", text(&o));
 }
+
+/// `--tz`: year-less syslog stamps are read in the zone given (with its
+/// daylight-saving rules), the zone is kept in `_ingest_log`, stamps with an
+/// offset stay as written, and a zone that does not exist is a usage error.
+#[test]
+fn tz_sets_the_zone_of_zone_less_stamps() {
+    let fx = Fixture::new();
+    let syslog = "Jul 15 10:00:00 mx postfix/smtpd[1]: 1A2B3C4D5E: client=agent-host[10.0.0.5]\n\
+                  Jul 15 10:00:00 mx postfix/qmgr[3]: 1A2B3C4D5E: from=<agent@corp.example>, size=900, nrcpt=1 (queue active)\n\
+                  Jul 15 10:00:01 mx postfix/smtp[4]: 1A2B3C4D5E: to=<x@a.example>, relay=mx.a.example[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\n";
+    let log = fx.file("mail.log", syslog);
+    let iso = fx.file("iso.log", &postfix_log(1, 3));
+    for (zone, expect) in [("America/New_York", "2026-07-15T14:00:01"), ("+05:30", "2026-07-15T04:30:01"), ("UTC", "2026-07-15T10:00:01")] {
+        let lake = fx.path(&format!("lake-{}", zone.replace(['/', ':', '+'], "_")));
+        let l = lake.to_str().unwrap();
+        let o = run(&["ingest", "--lake", l, "--year", "2026", "--tz", zone, log.to_str().unwrap(), iso.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = run(&["sql", "--lake", l, "--format", "csv", "SELECT CAST(ts AS VARCHAR) AS t FROM mail_deliveries WHERE recipient = 'x@a.example'"]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains(expect), "{zone}: {}", text(&o));
+        // The ISO-stamped file carries +00:00: the zone does not move it.
+        let o = run(&["sql", "--lake", l, "--format", "csv", "SELECT CAST(min(ts) AS VARCHAR) AS t FROM mail_deliveries WHERE recipient <> 'x@a.example'"]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("2026-03-01T00:00:00"), "{zone}: {}", text(&o));
+        let o = run(&["sql", "--lake", l, "--format", "csv", "SELECT DISTINCT stamp_zone FROM _ingest_log"]);
+        // CSV neutralizes a leading `+` (a spreadsheet formula).
+        let want = if zone == "+05:30" { "'+05:30" } else { zone };
+        assert_eq!(String::from_utf8_lossy(&o.stdout), format!("stamp_zone\n{want}\n"), "{}", text(&o));
+    }
+    let o = run(&["ingest", "--lake", fx.path("bad").to_str().unwrap(), "--tz", "Europe/Atlantis", log.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("IANA name"), "{}", text(&o));
+    assert!(!fx.path("bad").exists(), "nothing is created for a usage error");
+}

@@ -16,12 +16,13 @@
 
 use std::sync::OnceLock;
 
+use chrono::{DateTime, Utc};
 use regex::Regex;
 use serde_json::Value;
 
 use crate::collect::LineOutcome;
 use crate::mcp::{Body, Direction, McpEvent, McpEventKind};
-use crate::time::{parse_naive_utc, parse_rfc3339};
+use crate::time::{parse_naive_in, parse_rfc3339, Zone};
 use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
 
 /// Longest launch block kept (lines); a longer one is closed and accounted.
@@ -131,15 +132,22 @@ pub struct ClaudeDesktopParser {
     day_start: Option<i64>,
     last_tod: i64,
     mtime: Option<i64>,
+    /// Zone of stamps without offset (`--tz`; UTC when not given).
+    zone: Zone,
+    /// The previous stamp's instant: orders the hour repeated at a DST change.
+    last_ts: Option<i64>,
     launch: Option<LaunchBlock>,
 }
 
 impl ClaudeDesktopParser {
     pub fn new(info: &SourceInfo) -> Self {
-        ClaudeDesktopParser { day_start: None, last_tod: 0, mtime: info.mtime_unix, launch: None }
+        ClaudeDesktopParser { day_start: None, last_tod: 0, mtime: info.mtime_unix, zone: info.zone.unwrap_or_default(), last_ts: None, launch: None }
     }
 
+    /// A time of day without date: the day is the file's, then follows the
+    /// lines. Days are counted in wall time of the stamps' zone (`Z`: UTC).
     fn time_only(&mut self, s: &str) -> Option<i64> {
+        let zone = if s.ends_with('Z') { Zone::Utc } else { self.zone };
         let t = s.trim_end_matches('Z');
         let mut it = t.split([':', '.']);
         let h: i64 = it.next()?.parse().ok()?;
@@ -163,22 +171,28 @@ impl ClaudeDesktopParser {
             None => {
                 // The date is not in the line: the file's modification day,
                 // or the day before when this time lies after the mtime's.
-                let m = self.mtime.unwrap_or(0) * 1_000_000;
+                let mtime = self.mtime.unwrap_or(0);
+                let m = mtime.saturating_add(zone.offset_at(mtime)).saturating_mul(1_000_000);
                 let mday = m - m.rem_euclid(DAY);
                 if tod > m - mday { mday - DAY } else { mday }
             }
         };
         self.day_start = Some(day);
         self.last_tod = tod;
-        Some(day + tod)
+        let wall = DateTime::<Utc>::from_timestamp_micros(day.checked_add(tod)?)?.naive_utc();
+        zone.to_utc_micros(&wall, self.last_ts)
     }
 
     fn stamp(&mut self, s: &Stamp<'_>) -> Option<i64> {
-        match s {
+        let ts = match s {
             Stamp::Full(t) => parse_rfc3339(t),
-            Stamp::Naive(t) => parse_naive_utc(t),
+            Stamp::Naive(t) => parse_naive_in(t, &self.zone, self.last_ts),
             Stamp::TimeOnly(t) => self.time_only(t),
+        };
+        if ts.is_some() {
+            self.last_ts = ts;
         }
+        ts
     }
 
     fn close_launch(&mut self, out: &mut dyn Emit) {
@@ -371,5 +385,23 @@ mod tests {
         let (cmd, args) = launch_command(t).unwrap();
         assert_eq!(cmd, "/usr/local/bin/npx");
         assert_eq!(args, ["mcp-remote@latest", "http://localhost:8081/mcp"]);
+    }
+
+    #[test]
+    fn zone_less_stamps_are_read_in_the_given_zone() {
+        let t = |s: &str| crate::time::parse_rfc3339(s).unwrap();
+        // mtime 2026-04-12 18:00Z; stamps shaped as in the real
+        // `main.go-mcp-server.2026-04-12.log` and `20:23:53.331Z [name]` logs.
+        let info = SourceInfo { zone: Some("Europe/Berlin".parse().unwrap()), ..SourceInfo::new("x.log", Some(t("2026-04-12T18:00:00Z") / 1_000_000)) };
+        let mut p = ClaudeDesktopParser::new(&info);
+        assert_eq!(p.stamp(&Stamp::Naive("2026-04-12 12:53:22")), Some(t("2026-04-12T10:53:22Z")));
+        assert_eq!(p.stamp(&Stamp::Full("2026-04-12T12:53:22.000Z")), Some(t("2026-04-12T12:53:22Z")));
+        // A time of day alone: the file's day in Berlin, then Berlin's offset.
+        assert_eq!(p.stamp(&Stamp::TimeOnly("19:30:00.000")), Some(t("2026-04-12T17:30:00Z")));
+        let mut p = ClaudeDesktopParser::new(&info);
+        assert_eq!(p.stamp(&Stamp::TimeOnly("17:30:00.000Z")), Some(t("2026-04-12T17:30:00Z")));
+        // Without --tz the same stamps are UTC.
+        let mut p = ClaudeDesktopParser::new(&SourceInfo::new("x.log", Some(t("2026-04-12T18:00:00Z") / 1_000_000)));
+        assert_eq!(p.stamp(&Stamp::Naive("2026-04-12 12:53:22")), Some(t("2026-04-12T12:53:22Z")));
     }
 }

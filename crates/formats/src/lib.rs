@@ -65,6 +65,10 @@ pub struct SourceInfo {
     pub mtime_unix: Option<i64>,
     /// `--year` given by the user, for year-less syslog timestamps.
     pub year_hint: Option<i32>,
+    /// `--tz` given by the user: the zone of stamps that carry none. `None`
+    /// reads them as UTC and keeps the wide file-time bound of an unknown
+    /// zone.
+    pub zone: Option<time::Zone>,
     /// More files of the same rotated set follow in this run (an MTA parser
     /// hands its open messages on instead of closing them as still queued).
     pub continues: bool,
@@ -74,9 +78,9 @@ pub struct SourceInfo {
 }
 
 impl SourceInfo {
-    /// A source with no year hint, no carried state, last of its set.
+    /// A source with no year or zone hint, no carried state, last of its set.
     pub fn new(path: &str, mtime_unix: Option<i64>) -> SourceInfo {
-        SourceInfo { path: Arc::from(path), mtime_unix, year_hint: None, continues: false, carry_in: None }
+        SourceInfo { path: Arc::from(path), mtime_unix, year_hint: None, zone: None, continues: false, carry_in: None }
     }
 }
 

@@ -57,7 +57,11 @@ fn get<'a>(m: &'a BTreeMap<&'static str, Option<String>>, k: &str) -> Option<&'a
 }
 
 fn parse(path: &Path, format: Format, year: Option<i32>) -> (SourceStats, Rows) {
-    let info = SourceInfo { year_hint: year, ..SourceInfo::new(&path.to_string_lossy(), Some(1_700_000_000)) };
+    parse_in(path, format, year, None)
+}
+
+fn parse_in(path: &Path, format: Format, year: Option<i32>, zone: Option<mcpf_formats::time::Zone>) -> (SourceStats, Rows) {
+    let info = SourceInfo { year_hint: year, zone, ..SourceInfo::new(&path.to_string_lossy(), Some(1_700_000_000)) };
     let prov = Provenance { format, file: info.path.clone(), ingest_id: Arc::from("test") };
     let mut rows = Rows::default();
     let stats = parse_file(path, format, &info, prov, 0, &mut rows, None).expect("readable");
@@ -584,4 +588,40 @@ fn client_configurations() {
     assert!(r.iter().all(|x| get(x, "client") == Some("vscode")));
     assert!(r.iter().any(|x| get(x, "server_name") == Some("pm") && get(x, "package_version") == Some("1.0.15")));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `--tz`: zone-less stamps move by the zone's offset at that date (winter
+/// and summer differ), stamps with an offset do not move, and the line
+/// accounting is the same.
+#[test]
+fn zone_less_stamps_follow_tz() {
+    let Some(root) = shared() else { return };
+    let berlin: mcpf_formats::time::Zone = "Europe/Berlin".parse().unwrap();
+    let secs = |v: Option<&str>| mcpf_formats::time::parse_rfc3339(v.unwrap()).unwrap() / 1_000_000;
+    // Postfix syslog, late January: Berlin is UTC+1, so every delivery is
+    // an hour earlier in UTC.
+    let p = root.join("postfix/lightmeter/logs_sample/mail.log");
+    let (plain_stats, plain) = parse(&p, Format::Postfix, Some(2021));
+    let (zoned_stats, zoned) = parse_in(&p, Format::Postfix, Some(2021), Some(berlin));
+    assert_eq!((plain_stats.lines, plain_stats.parsed, plain_stats.rejected), (zoned_stats.lines, zoned_stats.parsed, zoned_stats.rejected));
+    let (a, b) = (plain.of(Table::MailDeliveries), zoned.of(Table::MailDeliveries));
+    assert!(!a.is_empty() && a.len() == b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(secs(get(x, "ts")) - secs(get(y, "ts")), 3600, "{:?}", get(x, "source_line"));
+    }
+    // A summer day: UTC+2.
+    let p = root.join("postfix/lightmeter/individual/11_single_successful_delivery.log");
+    let first = std::fs::read_to_string(&p).unwrap();
+    let (_, plain) = parse(&p, Format::Postfix, Some(2026));
+    let (_, zoned) = parse_in(&p, Format::Postfix, Some(2026), Some(berlin));
+    let (x, y) = (plain.of(Table::MailDeliveries), zoned.of(Table::MailDeliveries));
+    let month = first.get(..3).and_then(mcpf_formats::time::month_from_abbrev).unwrap();
+    let expect = if (4..=9).contains(&month) { 7200 } else { 3600 };
+    assert_eq!(secs(get(x[0], "ts")) - secs(get(y[0], "ts")), expect);
+    // Claude Desktop stamps with `Z` do not move.
+    let zulu = root.join("mcp/claude-desktop/mcp-server-weather.2025-07-20.log");
+    let (_, plain) = parse(&zulu, Format::ClaudeDesktop, None);
+    let (_, zoned) = parse_in(&zulu, Format::ClaudeDesktop, None, Some(berlin));
+    let ts = |r: &Rows| r.of(Table::McpMessages).iter().map(|m| get(m, "ts").map(str::to_string)).collect::<Vec<_>>();
+    assert_eq!(ts(&plain), ts(&zoned));
 }

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use mcpf_formats::collect::Provenance;
 use mcpf_formats::source::{decompressed, Compression};
+use mcpf_formats::time::Zone;
 use mcpf_formats::{detect_format, Format, NamedRow, RowSink, SourceInfo, SourceStats, Val};
 use mcpf_schema::Table;
 use sha2::{Digest, Sha256};
@@ -38,6 +39,9 @@ pub struct IngestOptions {
     pub format: Option<Format>,
     /// Year of the first line of year-less syslog timestamps.
     pub year: Option<i32>,
+    /// Zone of timestamps that carry no offset (`--tz`); None reads them as
+    /// UTC.
+    pub zone: Option<Zone>,
     /// Set from another thread to stop the run before it commits (Ctrl-C in
     /// the Python bindings): nothing of the run becomes visible.
     pub stop: Option<Arc<AtomicBool>>,
@@ -264,14 +268,14 @@ impl SourceRun<'_> {
         // Exact for UTF-8 names; other bytes as \xNN (text::path_from_text reverses it).
         let path_str = mcpf_formats::text::path_text(&path);
         let failed = |this: &Self, sink: &mut LakeSink<'_>, error: String| -> Result<SourceReport> {
-            let report = SourceReport { path: path.clone(), format: None, action: SourceAction::Failed, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: Some(error), note: None };
+            let report = SourceReport { path: path.clone(), format: None, action: SourceAction::Failed, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: Some(error), note: None, held_back: 0 };
             this.log_source(sink, &path_str, group, &report, None, 0, (None, None))?;
             Ok(report)
         };
         if let Some(problem) = input.problem {
             return failed(self, sink, problem);
         }
-        let opened = match open_source(&path) {
+        let mut opened = match open_source(&path) {
             Ok(o) => o,
             Err(e) => return failed(self, sink, e),
         };
@@ -287,18 +291,22 @@ impl SourceRun<'_> {
             .filter(|s| s.size < opened.size)
             .cloned()
             .collect();
+        let (head, compression) = read_head(&opened.file, opened.size);
+        let format = self.opts.format.or_else(|| detect_format(&head));
+        // A line still being written is left for the next run: the lake
+        // holds the bytes up to the last complete line.
+        let held_back = if compression == Compression::None && format.is_some_and(reads_lines) { unfinished_tail(&opened) } else { 0 };
+        opened.size -= held_back;
         let mut file = match opened.file.try_clone() {
             Ok(f) => f,
             Err(e) => return failed(self, sink, format!("cannot read: {e}")),
         };
-        let sizes: Vec<u64> = candidates.iter().map(|c| c.size).collect();
+        let sizes: Vec<u64> = candidates.iter().map(|c| c.size).filter(|s| *s < opened.size).collect();
         let (sha256, prefixes) = match fingerprint_prefixes(&mut file, opened.size, &sizes) {
             Ok(fp) => fp,
             Err(e) => return failed(self, sink, format!("cannot read: {e}")),
         };
         failpoint("ingest-after-fingerprint");
-        let (head, compression) = read_head(&opened.file, opened.size);
-        let format = self.opts.format.or_else(|| detect_format(&head));
         if self.history.shas.contains(&sha256) || self.ingested_now.contains(&sha256) {
             // The set's state runs on from what this content ended with.
             if format == Some(Format::Postfix) && !self.carry.contains_key(group) {
@@ -306,7 +314,7 @@ impl SourceRun<'_> {
                     self.carry.insert(group.to_string(), c);
                 }
             }
-            return Ok(SourceReport { path, format, action: SourceAction::AlreadyIngested, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: None, note: None });
+            return Ok(SourceReport { path, format, action: SourceAction::AlreadyIngested, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: None, note: None, held_back: 0 });
         }
         self.ingested_now.insert(sha256.clone());
         // A grown plain file whose old bytes are unchanged adds its new
@@ -329,7 +337,7 @@ impl SourceRun<'_> {
         } else {
             self.lake.carry_of_group(group)?
         };
-        let info = SourceInfo { year_hint: self.opts.year, continues, carry_in: carry_in.clone(), ..SourceInfo::new(&path_str, opened.mtime_unix) };
+        let info = SourceInfo { year_hint: self.opts.year, zone: self.opts.zone, continues, carry_in: carry_in.clone(), ..SourceInfo::new(&path_str, opened.mtime_unix) };
         let (stats, error, carry_out) = self.parse(&opened, format, &info, resume_from, sink);
         match &carry_out {
             Some(c) => {
@@ -347,8 +355,10 @@ impl SourceRun<'_> {
         }
         let action = if resume_from > 0 { SourceAction::Resumed(resume_from) } else { SourceAction::Full };
         let bytes = opened.size - resume_from;
-        let note = format_doubt(format, &stats, &head);
-        let report = SourceReport { path, format, action, stats, bytes, duration_ms: t0.elapsed().as_secs_f64() * 1000.0, error, note };
+        let note = format_doubt(format, &stats, &head).or_else(|| {
+            (held_back > 0).then(|| format!("the last {held_back} bytes are a line still being written (no newline yet, the file changed within {LIVE_WINDOW_S} s); the next ingest reads it"))
+        });
+        let report = SourceReport { path, format, action, stats, bytes, duration_ms: t0.elapsed().as_secs_f64() * 1000.0, error, note, held_back };
         let prefix = resumed.map(|r| r.1);
         let carry_texts = (carry_in.map(|c| c.to_string()), carry_out.map(|c| c.to_string()));
         self.log_source(sink, &path_str, group, &report, Some((&sha256, opened.size, prefix.as_deref())), resume_from, carry_texts)?;
@@ -387,6 +397,7 @@ impl SourceRun<'_> {
         let date = mcpf_formats::time::date_of(now);
         let reasons = serde_json::to_string(&r.stats.skipped_reasons).unwrap_or_default();
         let rows = serde_json::to_string(&r.stats.rows).unwrap_or_default();
+        let zone = self.opts.zone.map(|z| z.to_string());
         let empty = empty_sha();
         let (sha, size, prefix) = content.unwrap_or(("", 0, None));
         let fmt_name = r.format.map(|f| f.name()).unwrap_or("unrecognized");
@@ -411,6 +422,8 @@ impl SourceRun<'_> {
             .set("rotation_group", Val::Str(Some(group)))
             .set("carry_in_json", Val::Str(carry.0.as_deref()))
             .set("carry_out_json", Val::Str(carry.1.as_deref()))
+            .set("stamp_zone", Val::Str(zone.as_deref()))
+            .set("held_back_bytes", n(r.held_back))
             .set("source_format", Val::Str(Some(fmt_name)))
             .set("source_file", Val::Str(Some(path_str)))
             .set("source_offset", n(resume_from))
@@ -444,6 +457,58 @@ fn format_doubt(format: Option<Format>, stats: &SourceStats, head: &[u8]) -> Opt
 
 /// Open a source and fix its length and time from the open handle, so
 /// everything after reads the same file however the path changes.
+/// A file changed this recently may be in the middle of writing a line.
+pub const LIVE_WINDOW_S: i64 = 120;
+
+/// Formats read line by line, whose last line can be caught half written.
+/// JSON documents (configs, a Postmark export) are whole files: one without
+/// a final newline is complete.
+fn reads_lines(f: Format) -> bool {
+    matches!(f, Format::Postfix | Format::JsonRpcJsonl | Format::ClaudeDesktop)
+}
+
+/// Bytes after the last newline of a plain file that changed within
+/// [`LIVE_WINDOW_S`]: a line its writer has not finished. 0 when the file
+/// ends with a newline, is older (an unterminated last line of a finished
+/// log is its last line), or its tail has no newline within the line limit
+/// (that line is over-long and rejected either way).
+fn unfinished_tail(opened: &Opened) -> u64 {
+    let now = chrono::Utc::now().timestamp();
+    let live = opened.mtime_unix.is_some_and(|m| now.saturating_sub(m) < LIVE_WINDOW_S);
+    if !live || opened.size == 0 {
+        return 0;
+    }
+    let limit = (mcpf_formats::source::MAX_LINE_BYTES as u64).min(opened.size);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut scanned = 0u64;
+    while scanned < limit {
+        let n = (buf.len() as u64).min(limit - scanned) as usize;
+        let at = opened.size - scanned - n as u64;
+        if read_exact_at(&opened.file, &mut buf[..n], at).is_err() {
+            return 0;
+        }
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..n]) {
+            return scanned + (n - i - 1) as u64;
+        }
+        scanned += n as u64;
+    }
+    // No newline in the whole (short) file: all of it is the unfinished line.
+    if limit == opened.size { opened.size } else { 0 }
+}
+
+#[cfg(unix)]
+fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, at)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(at))?;
+    f.read_exact(buf)
+}
+
 fn open_source(path: &Path) -> std::result::Result<Opened, String> {
     let file = File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let meta = file.metadata().map_err(|e| format!("cannot read: {e}"))?;

@@ -105,6 +105,52 @@ impl Store {
             .map_err(|e| format!("cannot create table {}: {e}", t.name()))
     }
 
+    /// Columns of this release that `t` lacks; an error when one of them is
+    /// required (NOT NULL), which no in-place upgrade can give old rows.
+    fn missing_columns(t: Table, table: &DeltaTable) -> StoreResult<Vec<mcpf_schema::Column>> {
+        let schema = table.snapshot().map_err(|e| e.to_string())?.schema();
+        let have: HashSet<String> = schema.fields().map(|f| f.name().to_string()).collect();
+        let missing: Vec<_> = t.columns().into_iter().filter(|c| !have.contains(c.name)).collect();
+        if let Some(c) = missing.iter().find(|c| !c.nullable) {
+            return Err(format!(
+                "table {} was written by an older mcp-forensics without the required column {}; ingest the sources into a new lake (the old one stays readable with the release that wrote it)",
+                t.name(),
+                c.name
+            ));
+        }
+        Ok(missing)
+    }
+
+    /// Whether this release can write `t` (a missing table is fine: it is
+    /// created). Read-only; run before anything queries the tables.
+    pub async fn check_columns(&self, t: Table) -> StoreResult<()> {
+        match self.load(t, None).await? {
+            Some(table) => Self::missing_columns(t, &table).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    /// Bring a table written by an earlier release up to this release's
+    /// columns: the columns added since are nullable and are added to the
+    /// Delta schema by one metadata commit (older files read them as NULL:
+    /// "not recorded by that release"). Returns the new version when a
+    /// commit was made.
+    pub async fn add_missing_columns(&self, t: Table, run_id: &str) -> StoreResult<Option<u64>> {
+        let Some(table) = self.load(t, None).await? else { return Ok(None) };
+        let missing = Self::missing_columns(t, &table)?;
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        let fields: Vec<StructField> = missing.iter().map(|c| StructField::new(c.name, delta_type(c.kind), true)).collect();
+        let table = table
+            .add_columns()
+            .with_fields(fields)
+            .with_commit_properties(run_properties(run_id))
+            .await
+            .map_err(|e| format!("adding the columns of this release to {}: {e}", t.name()))?;
+        Ok(table.version())
+    }
+
     /// Commit `actions` (the Add actions of files already written) to `table`
     /// as one append; returns the new version.
     pub async fn commit_append(&self, t: Table, table: &DeltaTable, actions: Vec<Action>, run_id: &str) -> StoreResult<u64> {

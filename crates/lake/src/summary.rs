@@ -38,6 +38,10 @@ pub struct SourceReport {
     /// A doubt about the format: what an unrecognized file looks like, or a
     /// claimed file with a large share of rejected lines.
     pub note: Option<String>,
+    /// Bytes at the end of a live log not read yet: a line still being
+    /// written (no newline). The next ingest reads them once the line is
+    /// complete.
+    pub held_back: u64,
 }
 
 impl SourceReport {

@@ -52,6 +52,11 @@ impl<'l> WriteTxn<'l> {
             }
         })?;
         layout.create().map_err(|e| lake.lake_err(format!("cannot create {}: {e}", crate::layout::LAKE_DIR)))?;
+        // Before anything queries a table: one this release cannot write is
+        // refused with advice, not met with a schema error halfway.
+        for t in Table::ALL {
+            lake.block_on(lake.store().check_columns(t)).map_err(|e| lake.lake_err(e))?;
+        }
         let mut recovered = Vec::new();
         if legacy && layout.latest_snapshot().map_err(|e| lake.lake_err(e))?.is_none() {
             recovered.extend(lake.block_on(legacy::recover(lake))?);
@@ -61,7 +66,15 @@ impl<'l> WriteTxn<'l> {
         recovered.extend(recover(lake, &lock)?);
         let base = published_versions(lake)?;
         layout.begin_run(&lock, run_id, kind).map_err(|e| lake.lake_err(format!("cannot write the run's journal: {e}")))?;
-        Ok(WriteTxn { lake, lock, run_id: run_id.to_string(), kind, base, committed: BTreeMap::new(), recovered })
+        // Columns added by this release, committed as part of the run: they
+        // become visible when it publishes and are rolled back with it.
+        let mut committed = BTreeMap::new();
+        for t in Table::ALL {
+            if let Some(v) = lake.block_on(lake.store().add_missing_columns(t, run_id)).map_err(|e| lake.lake_err(e))? {
+                committed.insert(t, v);
+            }
+        }
+        Ok(WriteTxn { lake, lock, run_id: run_id.to_string(), kind, base, committed, recovered })
     }
 
     pub fn run_id(&self) -> &str {

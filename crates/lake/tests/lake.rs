@@ -292,3 +292,134 @@ fn other_mtas_and_gateway_logs_are_not_claimed() {
     let rpc = s.sources.iter().find(|r| r.path.ends_with("rpc-messages.jsonl")).unwrap();
     assert_ne!(rpc.format, Some(mcpf_formats::Format::JsonRpcJsonl), "{rpc:?}");
 }
+
+/// A lake from the release before `_ingest_log.stamp_zone`: its `_ingest_log`
+/// has every other column and one row. The next ingest adds the column to
+/// the Delta schema (a metadata commit, no rewrite); the old row reads it as
+/// NULL ("not recorded"), the new run's rows carry the zone given.
+#[test]
+fn an_older_table_gains_the_new_nullable_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let path = lake_dir.join(Table::IngestLog.name());
+        std::fs::create_dir_all(&path).unwrap();
+        let url = url::Url::from_directory_path(path.canonicalize().unwrap()).unwrap();
+        let old: Vec<_> = Table::IngestLog.columns().into_iter().filter(|c| c.name != "stamp_zone").collect();
+        let fields: Vec<deltalake::kernel::StructField> = old
+            .iter()
+            .map(|c| {
+                let t = match c.kind {
+                    mcpf_schema::Kind::Utf8 => deltalake::kernel::DataType::STRING,
+                    mcpf_schema::Kind::Int64 => deltalake::kernel::DataType::LONG,
+                    mcpf_schema::Kind::Float64 => deltalake::kernel::DataType::DOUBLE,
+                    mcpf_schema::Kind::Bool => deltalake::kernel::DataType::BOOLEAN,
+                    mcpf_schema::Kind::Timestamp => deltalake::kernel::DataType::TIMESTAMP,
+                };
+                deltalake::kernel::StructField::new(c.name, t, c.nullable)
+            })
+            .collect();
+        let mut table = deltalake::DeltaTable::try_from_url(url).await.unwrap().create().with_columns(fields).with_partition_columns(["date"]).await.unwrap();
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(old.iter().map(|c| arrow::datatypes::Field::new(c.name, c.kind.arrow(), c.nullable)).collect::<Vec<_>>()));
+        let arrays: Vec<arrow::array::ArrayRef> = old
+            .iter()
+            .map(|c| -> arrow::array::ArrayRef {
+                use arrow::array::*;
+                match (c.name, c.kind) {
+                    ("date", _) => std::sync::Arc::new(StringArray::from(vec!["2026-01-01"])),
+                    ("ingest_id", _) => std::sync::Arc::new(StringArray::from(vec!["older-release"])),
+                    ("status", _) => std::sync::Arc::new(StringArray::from(vec!["ok"])),
+                    (_, mcpf_schema::Kind::Utf8) => std::sync::Arc::new(StringArray::from(vec!["x"])),
+                    (_, mcpf_schema::Kind::Int64) => std::sync::Arc::new(Int64Array::from(vec![0])),
+                    (_, mcpf_schema::Kind::Float64) => std::sync::Arc::new(Float64Array::from(vec![0.0])),
+                    (_, mcpf_schema::Kind::Bool) => std::sync::Arc::new(BooleanArray::from(vec![false])),
+                    (_, mcpf_schema::Kind::Timestamp) => std::sync::Arc::new(TimestampMicrosecondArray::from(vec![1_767_225_600_000_000]).with_timezone("UTC")),
+                }
+            })
+            .collect();
+        let batch = arrow::record_batch::RecordBatch::try_new(schema, arrays).unwrap();
+        let mut w = RecordBatchWriter::for_table(&table).unwrap();
+        w.write(batch).await.unwrap();
+        w.flush_and_commit(&mut table).await.unwrap();
+    });
+
+    let log = dir.path().join("mail.log");
+    write(&log, "Mar  1 10:00:00 mx postfix/smtpd[1]: 1A2B3C4D5E: client=agent-host[10.0.0.5]\n");
+    let lake = Lake::open(&lake_dir).unwrap();
+    let zone = "Europe/Berlin".parse().unwrap();
+    let s = lake.ingest(&[log], &IngestOptions { zone: Some(zone), year: Some(2026), ..Default::default() }).unwrap();
+    assert_eq!(s.failed_sources(), 0);
+    assert_eq!(count(&lake, "SELECT count(*) FROM _ingest_log WHERE ingest_id = 'older-release' AND stamp_zone IS NULL"), 1);
+    assert_eq!(count(&lake, "SELECT count(*) FROM _ingest_log WHERE ingest_id <> 'older-release' AND stamp_zone = 'Europe/Berlin'"), 1);
+}
+
+/// A table without a column this release requires is not silently patched:
+/// the error says what to do.
+#[test]
+fn an_older_table_missing_a_required_column_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_dir = dir.path().join("lake");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let path = lake_dir.join(Table::IngestLog.name());
+        std::fs::create_dir_all(&path).unwrap();
+        let url = url::Url::from_directory_path(path.canonicalize().unwrap()).unwrap();
+        let fields = vec![deltalake::kernel::StructField::new("ts", deltalake::kernel::DataType::TIMESTAMP, false)];
+        deltalake::DeltaTable::try_from_url(url).await.unwrap().create().with_columns(fields).await.unwrap();
+    });
+    let log = dir.path().join("mail.log");
+    write(&log, PART1);
+    let lake = Lake::open(&lake_dir).unwrap();
+    let e = lake.ingest(&[log], &IngestOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("older mcp-forensics") && e.contains("new lake"), "{e}");
+}
+
+/// A live log caught mid-line: the unfinished line is left for the next run
+/// (recorded in `_ingest_log.held_back_bytes` and the summary), which reads
+/// it whole once its newline is written. The lake then equals one ingest of
+/// the finished file.
+#[test]
+fn a_line_still_being_written_is_read_once_it_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mail.log");
+    let (line, rest) = PART2.split_at(70);
+    write(&log, &format!("{PART1}{line}"));
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let s = lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].held_back, line.len() as u64);
+    assert_eq!(s.sources[0].stats.lines, 4, "the unfinished line is not a line yet");
+    assert!(s.sources[0].note.as_deref().unwrap_or("").contains("still being written"), "{:?}", s.sources[0].note);
+    assert_eq!(count(&lake, "SELECT count(*) FROM _rejects"), 0, "no half line is rejected");
+    assert_eq!(count(&lake, &format!("SELECT sum(held_back_bytes) FROM _ingest_log WHERE source_size = {}", PART1.len())), line.len() as i64);
+
+    // Nothing new yet: the same complete part is already in.
+    let s = lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::AlreadyIngested);
+
+    // The writer finishes the line (and writes one more).
+    std::fs::OpenOptions::new().append(true).open(&log).unwrap().write_all(rest.as_bytes()).unwrap();
+    let s = lake.ingest(&[log.clone()], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].action, SourceAction::Resumed(PART1.len() as u64));
+    assert_eq!((s.sources[0].stats.lines, s.sources[0].held_back), (2, 0));
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries WHERE recipient = 'y@b.example' AND message_id = 'm1@corp.example'"), 1);
+    assert_eq!(count(&lake, "SELECT count(*) FROM mail_deliveries"), 2);
+    assert_eq!(count(&lake, "SELECT sum(lines) FROM _ingest_log"), 6);
+
+    // A finished log whose last line has no newline (not changed for an
+    // hour) is read to its end.
+    let old = dir.path().join("old.log");
+    write(&old, &format!("{PART1}{}", PART2.trim_end().replace("1A2B3C4D5E", "9F8E7D6C5B")));
+    let f = std::fs::File::options().write(true).open(&old).unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600)).unwrap();
+    drop(f);
+    let s = lake.ingest(&[old], &IngestOptions::default()).unwrap();
+    assert_eq!((s.sources[0].stats.lines, s.sources[0].held_back), (6, 0));
+
+    // A JSON document is whole without a final newline, however fresh.
+    let cfg = dir.path().join(".mcp.json");
+    write(&cfg, r#"{"mcpServers": {"postmark": {"command": "npx", "args": ["postmark-mcp@1.0.16"]}}}"#);
+    let s = lake.ingest(&[cfg], &IngestOptions::default()).unwrap();
+    assert_eq!(s.sources[0].held_back, 0);
+    assert!(s.sources[0].stats.parsed > 0, "{:?}", s.sources[0]);
+}

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The columns every row carries so that a finding can be followed back to the
 /// exact bytes of the raw log it came from.
@@ -372,6 +372,8 @@ impl Table {
                 col("rotation_group", Utf8, false, "The rotated set the file belongs to: its folder and base name (mail.log.2.gz -> DIR/mail.log)."),
                 col("carry_in_json", Utf8, true, "MTA correlation state the file was read with (open messages from the previous file of its set); NULL when none."),
                 col("carry_out_json", Utf8, true, "MTA correlation state at the file's end, for the next file of its set (bounded: messages seen in the last 7 days, at most 50,000)."),
+                col("held_back_bytes", Int64, true, "Bytes after source_size not read yet: a live log's last line still being written (no newline). The next ingest reads them from source_size. NULL: written by an older release."),
+                col("stamp_zone", Utf8, true, "The zone (--tz) that timestamps without offset were read in (syslog `Jan  5 10:00:00`); NULL: none given, read as UTC."),
             ],
             Table::Findings => vec![
                 col("ts", Timestamp, false, "When the detect run recorded the finding (UTC)."),

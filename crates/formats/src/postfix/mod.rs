@@ -22,7 +22,7 @@ use mcpf_schema::Table;
 
 use crate::address::normalize;
 use crate::collect::{LineOutcome, NamedRow, Val};
-use crate::time::{from_parts, month_from_abbrev, parse_rfc3339, YearTracker};
+use crate::time::{from_parts_in, month_from_abbrev, parse_rfc3339, YearTracker, Zone};
 use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
 
 use queue::{Carry, Outcome, QueueState, Queues};
@@ -243,6 +243,10 @@ fn bounded(s: &str, max: usize) -> String {
 /// rotated set).
 pub struct PostfixParser {
     years: YearTracker,
+    /// Zone of year-less stamps (`--tz`; UTC when not given).
+    zone: Zone,
+    /// The previous stamp's instant: orders the hour repeated at a DST change.
+    last_ts: Option<i64>,
     queues: Queues,
     file: std::sync::Arc<str>,
     /// More files of the same rotated set follow in this run: messages still
@@ -316,17 +320,28 @@ fn queued_as(response: Option<&str>) -> Option<String> {
 
 impl PostfixParser {
     pub fn new(info: &SourceInfo) -> Self {
-        PostfixParser { years: YearTracker::new(info.year_hint, info.mtime_unix), queues: Queues::default(), file: info.path.clone(), continues: info.continues }
+        PostfixParser {
+            years: YearTracker::new(info.year_hint, info.mtime_unix).with_zone(info.zone),
+            zone: info.zone.unwrap_or_default(),
+            last_ts: None,
+            queues: Queues::default(),
+            file: info.path.clone(),
+            continues: info.continues,
+        }
     }
 
     fn ts(&mut self, stamp: &Stamp<'_>) -> Option<i64> {
-        match *stamp {
+        let ts = match *stamp {
             Stamp::Rfc3339(s) => parse_rfc3339(s),
             Stamp::Classic(mo, d, h, m, s, us) => {
                 let y = self.years.year_for_stamp(mo, d, h * 3600 + m * 60 + s);
-                from_parts(y, mo, d, h, m, s, us)
+                from_parts_in(&self.zone, self.last_ts, y, mo, d, h, m, s, us)
             }
+        };
+        if ts.is_some() {
+            self.last_ts = ts;
         }
+        ts
     }
 
     /// Build a delivery row from a `to=…` record and the queue's state.
