@@ -34,6 +34,23 @@ def test_forced_format_and_its_errors(tmp_path):
         lake.ingest(["sample-logs/postfix/mail.log"], format="sendmail")
 
 
+def test_tz_reads_zone_less_stamps_in_that_zone(tmp_path):
+    log = tmp_path / "mail.log"
+    log.write_text(
+        "Jul 15 10:00:00 mx postfix/qmgr[3]: 1A2B3C4D5E: from=<agent@corp.example>, size=900, nrcpt=1 (queue active)\n"
+        "Jul 15 10:00:01 mx postfix/smtp[4]: 1A2B3C4D5E: to=<x@a.example>, relay=mx.a.example[192.0.2.1]:25, "
+        "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)\n"
+    )
+    lake = mf.Lake(tmp_path / "lake")
+    lake.ingest([log], year=2026, tz="Asia/Tokyo")
+    t = pa.table(lake.sql("SELECT CAST(ts AS VARCHAR) AS ts FROM mail_deliveries")).column("ts").to_pylist()
+    assert t == ["2026-07-15T01:00:01Z"] or t[0].startswith("2026-07-15T01:00:01"), t
+    zone = pa.table(lake.sql("SELECT stamp_zone FROM _ingest_log")).column("stamp_zone").to_pylist()
+    assert zone == ["Asia/Tokyo"]
+    with pytest.raises(ValueError, match="IANA name"):
+        lake.ingest([log], tz="Asia/Atlantis")
+
+
 def test_errors_name_the_path_and_what_to_do(tmp_path):
     missing = tmp_path / "nowhere"
     lake = mf.Lake(missing)
