@@ -27,7 +27,8 @@ pub struct Store {
 /// A storage failure, as text that names the table.
 pub type StoreResult<T> = std::result::Result<T, String>;
 
-fn delta_type(k: Kind) -> DeltaType {
+/// The Delta type a lake column kind is stored as.
+pub fn delta_type(k: Kind) -> DeltaType {
     match k {
         Kind::Utf8 => DeltaType::STRING,
         Kind::Int64 => DeltaType::LONG,
@@ -122,11 +123,13 @@ impl Store {
     }
 
     /// Whether this release can write `t` (a missing table is fine: it is
-    /// created). Read-only; run before anything queries the tables.
-    pub async fn check_columns(&self, t: Table) -> StoreResult<()> {
+    /// created); Ok(true) when it lacks nullable columns that
+    /// [`Store::add_missing_columns`] will add. Read-only; run before
+    /// anything queries the tables.
+    pub async fn check_columns(&self, t: Table) -> StoreResult<bool> {
         match self.load(t, None).await? {
-            Some(table) => Self::missing_columns(t, &table).map(|_| ()),
-            None => Ok(()),
+            Some(table) => Self::missing_columns(t, &table).map(|m| !m.is_empty()),
+            None => Ok(false),
         }
     }
 

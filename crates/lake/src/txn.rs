@@ -54,8 +54,11 @@ impl<'l> WriteTxn<'l> {
         layout.create().map_err(|e| lake.lake_err(format!("cannot create {}: {e}", crate::layout::LAKE_DIR)))?;
         // Before anything queries a table: one this release cannot write is
         // refused with advice, not met with a schema error halfway.
+        let mut to_upgrade = Vec::new();
         for t in Table::ALL {
-            lake.block_on(lake.store().check_columns(t)).map_err(|e| lake.lake_err(e))?;
+            if lake.block_on(lake.store().check_columns(t)).map_err(|e| lake.lake_err(e))? {
+                to_upgrade.push(t);
+            }
         }
         let mut recovered = Vec::new();
         if legacy && layout.latest_snapshot().map_err(|e| lake.lake_err(e))?.is_none() {
@@ -69,7 +72,7 @@ impl<'l> WriteTxn<'l> {
         // Columns added by this release, committed as part of the run: they
         // become visible when it publishes and are rolled back with it.
         let mut committed = BTreeMap::new();
-        for t in Table::ALL {
+        for t in to_upgrade {
             if let Some(v) = lake.block_on(lake.store().add_missing_columns(t, run_id)).map_err(|e| lake.lake_err(e))? {
                 committed.insert(t, v);
             }

@@ -307,19 +307,7 @@ fn an_older_table_gains_the_new_nullable_columns() {
         std::fs::create_dir_all(&path).unwrap();
         let url = url::Url::from_directory_path(path.canonicalize().unwrap()).unwrap();
         let old: Vec<_> = Table::IngestLog.columns().into_iter().filter(|c| c.name != "stamp_zone").collect();
-        let fields: Vec<deltalake::kernel::StructField> = old
-            .iter()
-            .map(|c| {
-                let t = match c.kind {
-                    mcpf_schema::Kind::Utf8 => deltalake::kernel::DataType::STRING,
-                    mcpf_schema::Kind::Int64 => deltalake::kernel::DataType::LONG,
-                    mcpf_schema::Kind::Float64 => deltalake::kernel::DataType::DOUBLE,
-                    mcpf_schema::Kind::Bool => deltalake::kernel::DataType::BOOLEAN,
-                    mcpf_schema::Kind::Timestamp => deltalake::kernel::DataType::TIMESTAMP,
-                };
-                deltalake::kernel::StructField::new(c.name, t, c.nullable)
-            })
-            .collect();
+        let fields: Vec<deltalake::kernel::StructField> = old.iter().map(|c| deltalake::kernel::StructField::new(c.name, mcpf_lake::store::delta_type(c.kind), c.nullable)).collect();
         let mut table = deltalake::DeltaTable::try_from_url(url).await.unwrap().create().with_columns(fields).with_partition_columns(["date"]).await.unwrap();
         let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(old.iter().map(|c| arrow::datatypes::Field::new(c.name, c.kind.arrow(), c.nullable)).collect::<Vec<_>>()));
         let arrays: Vec<arrow::array::ArrayRef> = old
