@@ -128,6 +128,7 @@ def pieces(b):
 BY_PATH = {
     "parse_claude_desktop": r"^(real-logs/mcp/.*\.log|sample-logs/mcp/.*)$",
     "parse_jsonrpc_jsonl": r"^(real-logs/mcp/.*\.(jsonl|ndjson)|sample-logs/wire/.*)$",
+    "parse_claude_code": r"^(real-logs/mcp/claude-code/.*\.jsonl|sample-logs/claude-code/.*)$",
     "parse_postfix": r"^(real-logs/(postfix|exim|sendmail)/.*|sample-logs/postfix/.*)$",
     "parse_postmark": r"^(real-logs/(providers/postmark|postmark-incident)/.*\.jsonl?|sample-logs/postmark/.*)$",
 }

@@ -23,3 +23,15 @@ fi
 # cargo-deny reads `cargo metadata` offline: every platform's crates must be
 # in the local registry, not only the host's (a no-op once they are).
 cargo fetch --locked -q
+
+# Real agent hosts for the end-to-end tests (tests/agents/package.json, exact
+# versions and integrity hashes in its package-lock.json): npm ci into a cache
+# outside the checkout, install scripts off (Claude Code's native binary is
+# its platform package; nothing needs to run at install time).
+agents_dir="${MCPF_AGENTS_DIR:-$HOME/.cache/mcp-forensics/agents}"
+if ! cmp -s tests/agents/package-lock.json "$agents_dir/package-lock.json" || [ ! -d "$agents_dir/node_modules" ]; then
+  echo "setup: installing the agent hosts of tests/agents/package-lock.json into $agents_dir" >&2
+  mkdir -p "$agents_dir"
+  cp tests/agents/package.json tests/agents/package-lock.json "$agents_dir/"
+  (cd "$agents_dir" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+fi

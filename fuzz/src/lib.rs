@@ -74,6 +74,7 @@ pub fn paths_for(format: Format) -> &'static [&'static str] {
         Format::JsonRpcJsonl => &["/var/log/mcp/wire.jsonl"],
         Format::Postfix => &["/var/log/mail.log"],
         Format::Postmark => &["/exports/postmark/outbound-messages.json"],
+        Format::ClaudeCode => &["/home/u/.claude/projects/-work-proj/0ce8853f-aabe-488c-bbc2-a05f10b1cdc3.jsonl"],
     }
 }
 

@@ -208,6 +208,7 @@ impl ClaudeDesktopParser {
                 server_name: b.server,
                 session_hint: None,
                 kind: McpEventKind::Launch { command, args },
+                host_context: Default::default(),
             });
             out.account(&b.pos, b.lines, LineOutcome::Parsed);
         }
@@ -254,6 +255,7 @@ impl ClaudeDesktopParser {
             server_name: server.to_string(),
             session_hint: None,
             kind: McpEventKind::Message { direction: dir, body, truncated },
+            host_context: Default::default(),
         });
         out.account(&line.pos, 1, LineOutcome::Parsed);
     }
@@ -332,6 +334,7 @@ impl Parser for ClaudeDesktopParser {
                 server_name: server.to_string(),
                 session_hint: None,
                 kind: McpEventKind::Launch { command: None, args: vec![] },
+                host_context: Default::default(),
             });
             out.account(&line.pos, 1, LineOutcome::Parsed);
         } else {

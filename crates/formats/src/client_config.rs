@@ -4,7 +4,9 @@
 //! package, pinned or not (`npx -y postmark-mcp` takes whatever was published
 //! last), and which credentials it is handed. Shapes read:
 //! - `{"mcpServers": {NAME: {"command", "args", "env", "disabled"} | {"url", "headers"}}}`:
-//!   Claude Desktop `claude_desktop_config.json`, Cursor `mcp.json`, Claude Code `.mcp.json`;
+//!   Claude Desktop `claude_desktop_config.json`, Cursor `mcp.json`, Claude Code `.mcp.json`
+//!   (project scope) and `~/.claude.json` (user scope at the top, local scope per project
+//!   in `projects.<dir>.mcpServers`);
 //! - `{"servers": {NAME: {"type": "stdio"|"http"|"sse", "command", "args", "env", "url", "headers"}}}`:
 //!   VS Code `.vscode/mcp.json`.
 //!
@@ -15,11 +17,11 @@
 
 use serde_json::Value;
 
-use crate::collect::{LineOutcome, Val};
+use crate::collect::{LineOutcome, NamedRow, Val};
 use crate::jsondoc::{Assembler, Document};
 use crate::package::package_of;
 use crate::time::date_of;
-use crate::{Emit, Format, Line, Parser, SourceInfo};
+use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
 
 /// A configuration document (for detection over a file's head).
 pub fn looks_like_document(head: &str) -> bool {
@@ -63,6 +65,69 @@ fn names(v: Option<&Value>) -> Option<String> {
     Some(k.join(","))
 }
 
+/// JSON pointer escaping of one key (RFC 6901).
+fn pointer_key(k: &str) -> String {
+    k.replace('~', "~0").replace('/', "~1")
+}
+
+/// The server tables of one configuration document, each with the JSON
+/// pointer of its object: the top-level `mcpServers` / `servers`, and
+/// Claude Code's per-project servers in `~/.claude.json`
+/// (`projects.<dir>.mcpServers`, written by `claude mcp add --scope local`).
+fn server_tables(v: &Value) -> Vec<(String, &serde_json::Map<String, Value>)> {
+    let mut out = Vec::new();
+    match (v.get("mcpServers"), v.get("servers")) {
+        (Some(Value::Object(m)), _) => out.push(("/mcpServers".to_string(), m)),
+        (_, Some(Value::Object(m))) => out.push(("/servers".to_string(), m)),
+        _ => {}
+    }
+    if let Some(Value::Object(projects)) = v.get("projects") {
+        for (dir, p) in projects {
+            if let Some(Value::Object(m)) = p.get("mcpServers") {
+                out.push((format!("/projects/{}/mcpServers", pointer_key(dir)), m));
+            }
+        }
+    }
+    out
+}
+
+/// One `mcp_server_configs` row: server `name`, entry `e`, at `pos`.
+fn server_row(out: &mut dyn Emit, pos: &Pos, client: &'static str, ts: i64, name: &str, e: &Value) {
+    let command = e.get("command").and_then(Value::as_str);
+    let args: Vec<String> = e.get("args").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let url = e.get("url").or_else(|| e.get("serverUrl")).and_then(Value::as_str);
+    let transport = match (e.get("type").and_then(Value::as_str), command, url) {
+        (Some(t), _, _) => t.to_ascii_lowercase(),
+        (None, Some(_), _) => "stdio".into(),
+        (None, None, Some(u)) if u.trim_end_matches('/').ends_with("/sse") => "sse".into(),
+        (None, None, Some(_)) => "http".into(),
+        _ => "unknown".into(),
+    };
+    let pkg = command.and_then(|c| package_of(c, &args));
+    let args_json = if args.is_empty() && e.get("args").is_none() { None } else { Some(serde_json::to_string(&args).unwrap_or_default()) };
+    let env = names(e.get("env"));
+    let headers = names(e.get("headers"));
+    let date = date_of(ts);
+    let mut row = NamedRow::new(mcpf_schema::Table::McpServerConfigs);
+    row.set("ts", Val::Ts(Some(ts)))
+        .set("date", Val::Str(Some(&date)))
+        .set("client", Val::Str(Some(client)))
+        .set("server_name", Val::Str(Some(name)))
+        .set("transport", Val::Str(Some(&transport)))
+        .set("command", Val::Str(command))
+        .set("args_json", Val::Str(args_json.as_deref()))
+        .set("url", Val::Str(url))
+        .set("package_manager", Val::Str(pkg.as_ref().map(|p| p.manager.as_str())))
+        .set("package_name", Val::Str(pkg.as_ref().map(|p| p.name.as_str())))
+        .set("package_spec", Val::Str(pkg.as_ref().map(|p| p.spec.as_str())))
+        .set("package_version", Val::Str(pkg.as_ref().and_then(|p| p.version.as_deref())))
+        .set("package_pinned", Val::Bool(pkg.as_ref().map(|p| p.pinned)))
+        .set("env_names", Val::Str(env.as_deref()))
+        .set("header_names", Val::Str(headers.as_deref()))
+        .set("disabled", Val::Bool(Some(e.get("disabled").and_then(Value::as_bool).unwrap_or(false))));
+    out.named(pos, row);
+}
+
 impl Parser for ClientConfigParser {
     fn format(&self) -> Format {
         Format::McpConfig
@@ -75,51 +140,15 @@ impl Parser for ClientConfigParser {
                 Ok(v) => v,
                 Err(e) => return out.reject(&d.pos, d.lines, format!("mcp_config: invalid JSON ({e})"), d.text.as_bytes(), None),
             };
-            let (key, servers) = match (v.get("mcpServers"), v.get("servers")) {
-                (Some(Value::Object(m)), _) => ("mcpServers", m),
-                (_, Some(Value::Object(m))) => ("servers", m),
-                _ => return out.account(&d.pos, d.lines, LineOutcome::Skipped("JSON document without mcpServers/servers")),
-            };
-            let date = date_of(ts);
-            for (name, e) in servers {
-                let command = e.get("command").and_then(Value::as_str);
-                let args: Vec<String> = e.get("args").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
-                let url = e.get("url").or_else(|| e.get("serverUrl")).and_then(Value::as_str);
-                let transport = match (e.get("type").and_then(Value::as_str), command, url) {
-                    (Some(t), _, _) => t.to_ascii_lowercase(),
-                    (None, Some(_), _) => "stdio".into(),
-                    (None, None, Some(u)) if u.trim_end_matches('/').ends_with("/sse") => "sse".into(),
-                    (None, None, Some(_)) => "http".into(),
-                    _ => "unknown".into(),
-                };
-                let pkg = command.and_then(|c| package_of(c, &args));
-                let args_json = if args.is_empty() && e.get("args").is_none() { None } else { Some(serde_json::to_string(&args).unwrap_or_default()) };
-                let env = names(e.get("env"));
-                let headers = names(e.get("headers"));
-                let mut pos = d.pos.clone();
-                pos.pointer = Some(format!("/{key}/{}", name.replace('~', "~0").replace('/', "~1")));
-                out.row(
-                    mcpf_schema::Table::McpServerConfigs,
-                    &pos,
-                    &[
-                        Val::Ts(Some(ts)),
-                        Val::Str(Some(&date)),
-                        Val::Str(Some(client)),
-                        Val::Str(Some(name)),
-                        Val::Str(Some(&transport)),
-                        Val::Str(command),
-                        Val::Str(args_json.as_deref()),
-                        Val::Str(url),
-                        Val::Str(pkg.as_ref().map(|p| p.manager.as_str())),
-                        Val::Str(pkg.as_ref().map(|p| p.name.as_str())),
-                        Val::Str(pkg.as_ref().map(|p| p.spec.as_str())),
-                        Val::Str(pkg.as_ref().and_then(|p| p.version.as_deref())),
-                        Val::Bool(pkg.as_ref().map(|p| p.pinned)),
-                        Val::Str(env.as_deref()),
-                        Val::Str(headers.as_deref()),
-                        Val::Bool(Some(e.get("disabled").and_then(Value::as_bool).unwrap_or(false))),
-                    ],
-                );
+            let tables = server_tables(&v);
+            if tables.is_empty() {
+                return out.account(&d.pos, d.lines, LineOutcome::Skipped("JSON document without mcpServers/servers"));
+            }
+            for (at, servers) in tables {
+                for (name, e) in servers {
+                    let pos = Pos { pointer: Some(format!("{at}/{}", pointer_key(name))), ..d.pos.clone() };
+                    server_row(out, &pos, client, ts, name, e);
+                }
             }
             out.account(&d.pos, d.lines, LineOutcome::Parsed);
         });

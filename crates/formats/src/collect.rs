@@ -66,7 +66,7 @@ pub struct NamedRow<'a> {
 
 impl<'a> NamedRow<'a> {
     pub fn new(table: Table) -> Self {
-        NamedRow { table, cells: table.columns().iter().map(|c| Val::null(c.kind)).collect() }
+        NamedRow { table, cells: table.columns_static().iter().map(|c| Val::null(c.kind)).collect() }
     }
 
     /// Set a column. An unknown name or a value of the wrong kind is a bug
@@ -74,7 +74,7 @@ impl<'a> NamedRow<'a> {
     /// test that writes the row.
     pub fn set(&mut self, name: &str, v: Val<'a>) -> &mut Self {
         let i = self.table.column_index(name).unwrap_or_else(|| panic!("table {} has no column {name}", self.table.name()));
-        let want = self.table.columns()[i].kind;
+        let want = self.table.columns_static()[i].kind;
         assert_eq!(v.kind(), want, "{}.{name} is {want:?}", self.table.name());
         self.cells[i] = v;
         self
@@ -141,27 +141,10 @@ pub(crate) struct RowOut<'s> {
 }
 
 impl RowOut<'_> {
-    /// Write one row whose provenance is `pos`, if it lies in the emitted part.
+    /// Write one row built by name whose provenance is `pos` (and `file`,
+    /// or this source's file), if it lies in the emitted part.
     /// `filter_offset` decides whether it is new (for rows built from several
     /// records, the last record's offset).
-    pub(crate) fn row(&mut self, table: Table, filter_offset: u64, pos: &Pos, vals: &[Val<'_>]) {
-        if filter_offset < self.emit_from {
-            return;
-        }
-        let mut full: Vec<Val<'_>> = Vec::with_capacity(vals.len() + 6);
-        full.extend_from_slice(vals);
-        full.push(Val::Str(Some(self.prov.format.name())));
-        full.push(Val::Str(Some(&self.prov.file)));
-        full.push(Val::Int(Some(pos.offset as i64)));
-        full.push(Val::Int(Some(pos.line as i64)));
-        full.push(Val::Str(pos.pointer.as_deref()));
-        full.push(Val::Str(Some(&self.prov.ingest_id)));
-        self.sink.row(table, &full);
-        *self.stats.rows.entry(table.name()).or_insert(0) += 1;
-    }
-
-    /// [`RowOut::row`] for a row built by name; provenance is set here
-    /// (from `file`, or this source's file).
     pub(crate) fn named(&mut self, filter_offset: u64, pos: &Pos, row: NamedRow<'_>, file: Option<&str>) {
         if filter_offset < self.emit_from {
             return;
@@ -222,10 +205,6 @@ impl Emit for Collector<'_> {
         self.out.named(u64::MAX, pos, row, Some(file));
     }
 
-    fn row(&mut self, table: Table, pos: &Pos, vals: &[Val<'_>]) {
-        self.out.row(table, pos.offset, pos, vals);
-    }
-
     fn account(&mut self, pos: &Pos, lines: u64, outcome: LineOutcome) {
         if !self.out.counts(pos) {
             return;
@@ -251,14 +230,13 @@ impl Emit for Collector<'_> {
         let text = String::from_utf8_lossy(&raw[..cut]);
         let ts = ts_micros.unwrap_or(0);
         let date = date_of(ts);
-        let vals = [
-            Val::Ts(Some(ts)),
-            Val::Str(Some(&date)),
-            Val::Str(Some(&reason)),
-            Val::Str(Some(&text)),
-            Val::Int(Some(raw.len() as i64)),
-            Val::Bool(Some(cut < raw.len())),
-        ];
-        self.out.row(Table::Rejects, pos.offset, pos, &vals);
+        let mut row = NamedRow::new(Table::Rejects);
+        row.set("ts", Val::Ts(Some(ts)))
+            .set("date", Val::Str(Some(&date)))
+            .set("reason", Val::Str(Some(&reason)))
+            .set("raw", Val::Str(Some(&text)))
+            .set("raw_len", Val::Int(Some(raw.len() as i64)))
+            .set("raw_truncated", Val::Bool(Some(cut < raw.len())));
+        self.out.named(pos.offset, pos, row, None);
     }
 }

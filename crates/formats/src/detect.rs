@@ -21,10 +21,12 @@ pub enum Format {
     Postmark,
     /// MCP client configuration files (`mcpServers` / `servers`).
     McpConfig,
+    /// Claude Code session transcripts and `--output-format stream-json` output.
+    ClaudeCode,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [Format::ClaudeDesktop, Format::JsonRpcJsonl, Format::Postfix, Format::Postmark, Format::McpConfig];
+    pub const ALL: [Format; 6] = [Format::ClaudeDesktop, Format::JsonRpcJsonl, Format::Postfix, Format::Postmark, Format::McpConfig, Format::ClaudeCode];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -33,6 +35,7 @@ impl Format {
             Format::Postfix => "postfix",
             Format::Postmark => "postmark",
             Format::McpConfig => "mcp_config",
+            Format::ClaudeCode => "claude_code",
         }
     }
 
@@ -43,6 +46,7 @@ impl Format {
             Format::Postfix => crate::postfix::looks_like(line),
             Format::Postmark => crate::postmark::looks_like_document(line),
             Format::McpConfig => crate::client_config::looks_like_document(line),
+            Format::ClaudeCode => crate::agents::claude_code::looks_like(line),
         }
     }
 }
@@ -167,6 +171,10 @@ mod tests {
         // that mentions "message", but it is not the wire-tap format.
         let gateway = br#"{"timestamp":"2026-02-13T12:37:10.865Z","direction":"OUT","type":"REQUEST","server_id":"github","method":"tools/list","payload":{"jsonrpc":"2.0","method":"tools/list","params":{"message":"x"}}}"#;
         assert_eq!(detect_format(gateway), None);
+        let transcript = br#"{"parentUuid":null,"isSidechain":false,"type":"user","message":{"role":"user","content":"hi"},"uuid":"u","timestamp":"2026-12-02T09:59:04.613Z","sessionId":"s","version":"2.1.328"}"#;
+        assert_eq!(detect_format(transcript), Some(Format::ClaudeCode));
+        let stream = br#"{"type":"assistant","message":{"content":[]},"parent_tool_use_id":null,"session_id":"s"}"#;
+        assert_eq!(detect_format(stream), Some(Format::ClaudeCode));
         assert_eq!("postfix".parse::<Format>(), Ok(Format::Postfix));
         assert!("nope".parse::<Format>().is_err());
     }

@@ -293,7 +293,6 @@ mod tests {
         fn mcp(&mut self, _: crate::mcp::McpEvent) {}
         fn delivery(&mut self, _: crate::postfix::MailDelivery) {}
         fn account(&mut self, _: &Pos, _: u64, _: LineOutcome) {}
-        fn row(&mut self, _: mcpf_schema::Table, _: &Pos, _: &[crate::Val<'_>]) {}
         fn named(&mut self, _: &Pos, _: crate::NamedRow<'_>) {}
         fn named_elsewhere(&mut self, _: &str, _: &Pos, _: crate::NamedRow<'_>) {}
         fn reject(&mut self, pos: &Pos, lines: u64, _: String, _: &[u8], _: Option<i64>) {

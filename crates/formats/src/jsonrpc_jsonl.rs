@@ -109,6 +109,7 @@ impl Parser for JsonRpcJsonlParser {
             server_name: server.to_string(),
             session_hint: v.get("session").and_then(Value::as_str).map(str::to_string),
             kind: McpEventKind::Message { direction, body: Body::Json(message), truncated },
+            host_context: Default::default(),
         });
         out.account(&line.pos, 1, LineOutcome::Parsed);
     }

@@ -9,10 +9,12 @@
 //! the same way for every MCP trace format.
 //!
 //! Data flow: [`source`] (files, .gz, .zst, bounded lines) → [`detect`] →
-//! a parser ([`claude_desktop`], [`jsonrpc_jsonl`], [`postfix`], [`postmark`]) →
+//! a parser ([`claude_desktop`], [`jsonrpc_jsonl`], [`postfix`], [`postmark`],
+//! the agent hosts' own records in [`agents`]) →
 //! [`Collector`] → a [`RowSink`] (the lake writer, or a test's vector).
 
 pub mod address;
+pub mod agents;
 pub mod claude_desktop;
 pub mod client_config;
 pub mod collect;
@@ -92,8 +94,6 @@ pub trait Emit {
     fn delivery(&mut self, delivery: postfix::MailDelivery);
     /// `lines` physical lines starting at `pos` were read and how they ended.
     fn account(&mut self, pos: &Pos, lines: u64, outcome: LineOutcome);
-    /// A row of a table the record maps to directly (cells without provenance).
-    fn row(&mut self, table: mcpf_schema::Table, pos: &Pos, vals: &[Val<'_>]);
     /// A row built by column name (provenance is added from `pos`).
     fn named(&mut self, pos: &Pos, row: NamedRow<'_>);
     /// [`Emit::named`] for a record last seen in another file of the same
@@ -208,5 +208,6 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::Postfix => Box::new(postfix::PostfixParser::new(info)),
         Format::Postmark => Box::new(postmark::PostmarkParser::new(info)),
         Format::McpConfig => Box::new(client_config::ClientConfigParser::new(info)),
+        Format::ClaudeCode => Box::new(agents::claude_code::ClaudeCodeParser::new(info)),
     }
 }

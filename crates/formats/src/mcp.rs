@@ -31,6 +31,10 @@ use crate::Pos;
 const MAX_PENDING_PER_SESSION: usize = 10_000;
 /// At most this many sessions are tracked per file.
 const MAX_SESSIONS: usize = 10_000;
+/// `_meta` key of the server's identity on results (2026-07-28).
+pub const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
+/// `_meta` key of the client's identity on requests (2026-07-28).
+pub const CLIENT_INFO_META: &str = "io.modelcontextprotocol/clientInfo";
 /// Addresses taken from one call's arguments at most.
 const MAX_ADDRESSES_PER_CALL: usize = 100_000;
 
@@ -89,6 +93,23 @@ pub struct McpEvent {
     /// A session id the format itself carries.
     pub session_hint: Option<String>,
     pub kind: McpEventKind,
+    /// What an agent host's own record adds (empty for wire traces).
+    pub host_context: HostContext,
+}
+
+/// What an agent host's record of a call says beyond the JSON-RPC message:
+/// which client it is, and the tool name as the host wrote it.
+#[derive(Debug, Clone, Default)]
+pub struct HostContext {
+    /// The agent host as MCP client (`claude-code`), when the record names
+    /// it; used where no `initialize` says.
+    pub client_name: Option<String>,
+    pub client_version: Option<String>,
+    /// The host's name for the tool (`mcp__mail__send_email`), split into
+    /// the event's server and the request's tool name.
+    pub host_tool_name: Option<String>,
+    /// `exact` or `ambiguous` (see [`crate::agents::SplitName`]).
+    pub tool_name_split: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -105,6 +126,8 @@ struct Pending {
     recipients_complete: bool,
     server_version: Option<String>,
     host: Option<String>,
+    host_tool_name: Option<String>,
+    tool_name_split: Option<&'static str>,
 }
 
 #[derive(Debug, Default)]
@@ -582,6 +605,15 @@ impl McpDeriver {
         };
 
         // Lifecycle facts.
+        if s.client_name.is_none() && ev.host_context.client_name.is_some() {
+            s.client_name = ev.host_context.client_name.clone();
+            s.client_version = ev.host_context.client_version.clone();
+        }
+        // 2026-07-28: the client names itself in every request's `_meta`.
+        if let Some(ci) = params.as_ref().and_then(|p| p.get("_meta")).and_then(|m| m.get(CLIENT_INFO_META)) {
+            s.client_name = ci.get("name").and_then(Value::as_str).map(str::to_string).or(s.client_name.take());
+            s.client_version = ci.get("version").and_then(Value::as_str).map(str::to_string).or(s.client_version.take());
+        }
         if method.as_deref() == Some("initialize") && kind == "request" {
             if let Some(ci) = params.as_ref().and_then(|p| p.get("clientInfo")) {
                 s.client_name = ci.get("name").and_then(Value::as_str).map(str::to_string);
@@ -602,6 +634,15 @@ impl McpDeriver {
                     answered = Some(p);
                 }
             }
+            // 2026-07-28 has no initialize: a server may name itself on every
+            // result. The latest name applies from this message on.
+            if let Some(si) = result.as_ref().and_then(|r| r.get("_meta")).and_then(|m| m.get(SERVER_INFO_META)) {
+                s.server_info_name = si.get("name").and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_string).or(s.server_info_name.take());
+                s.server_version = si.get("version").and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_string).or(s.server_version.take());
+                if let Some(p) = answered.as_mut() {
+                    p.server_version = s.server_version.clone();
+                }
+            }
             if let Some(r) = &result {
                 if method.as_deref() == Some("initialize") || r.get("serverInfo").is_some() {
                     if let Some(si) = r.get("serverInfo") {
@@ -616,32 +657,27 @@ impl McpDeriver {
         let params_json = params.as_ref().map(json_text).or_else(|| if kind == "request" || kind == "notification" { raw_partial.clone() } else { None });
         let result_json = result.as_ref().map(json_text).or_else(|| if kind == "response" { raw_partial.clone() } else { None });
         let error_json = error.as_ref().map(json_text);
-        out.row(
-            Table::McpMessages,
-            ev.pos.offset,
-            &ev.pos,
-            &[
-                Val::Ts(Some(ev.ts)),
-                Val::Str(Some(&date)),
-                Val::Str(ev.host.as_deref()),
-                Val::Str(Some(&s.id)),
-                Val::Str(s.client_name.as_deref()),
-                Val::Str(s.client_version.as_deref()),
-                Val::Str(Some(&s.server_name)),
-                Val::Str(s.server_version.as_deref()),
-                Val::Str(s.server_info_name.as_deref()),
-                Val::Str(Some(dir.name())),
-                Val::Str(Some(kind)),
-                Val::Str(method.as_deref()),
-                Val::Str(rpc_id.as_deref()),
-                Val::Str(tool_name.as_deref()),
-                Val::Str(params_json.as_deref()),
-                Val::Str(result_json.as_deref()),
-                Val::Str(error_json.as_deref()),
-                Val::Bool(Some(is_error_payload)),
-                Val::Bool(Some(truncated)),
-            ],
-        );
+        let mut row = NamedRow::new(Table::McpMessages);
+        row.set("ts", Val::Ts(Some(ev.ts)))
+            .set("date", Val::Str(Some(&date)))
+            .set("host", Val::Str(ev.host.as_deref()))
+            .set("session_id", Val::Str(Some(&s.id)))
+            .set("client_name", Val::Str(s.client_name.as_deref()))
+            .set("client_version", Val::Str(s.client_version.as_deref()))
+            .set("server_name", Val::Str(Some(&s.server_name)))
+            .set("server_version", Val::Str(s.server_version.as_deref()))
+            .set("server_info_name", Val::Str(s.server_info_name.as_deref()))
+            .set("direction", Val::Str(Some(dir.name())))
+            .set("message_kind", Val::Str(Some(kind)))
+            .set("method", Val::Str(method.as_deref()))
+            .set("rpc_id", Val::Str(rpc_id.as_deref()))
+            .set("tool_name", Val::Str(tool_name.as_deref()))
+            .set("params_json", Val::Str(params_json.as_deref()))
+            .set("result_json", Val::Str(result_json.as_deref()))
+            .set("error_json", Val::Str(error_json.as_deref()))
+            .set("is_error", Val::Bool(Some(is_error_payload)))
+            .set("truncated", Val::Bool(Some(truncated)));
+        out.named(ev.pos.offset, &ev.pos, row, None);
 
         // Requests wait for their response.
         if kind == "request" {
@@ -665,6 +701,8 @@ impl McpDeriver {
                     recipients_complete,
                     server_version: s.server_version.clone(),
                     host: ev.host.clone(),
+                    host_tool_name: ev.host_context.host_tool_name.clone(),
+                    tool_name_split: ev.host_context.tool_name_split,
                 };
                 let k = (dir == Direction::ClientToServer, id.clone());
                 if let Some(old) = s.pending.insert(k.clone(), p) {
@@ -694,20 +732,15 @@ impl McpDeriver {
                     Self::call_row(s, &p, Some((ev, is_error_payload, truncated, result_text.as_deref())), out);
                     if let Some(r) = &result {
                         for (mid, found_in) in message_ids_in(r) {
-                            out.row(
-                                Table::CallMessageIds,
-                                ev.pos.offset,
-                                &ev.pos,
-                                &[
-                                    Val::Ts(Some(ev.ts)),
-                                    Val::Str(Some(&date)),
-                                    Val::Str(Some(&p.call_id)),
-                                    Val::Str(Some(&s.id)),
-                                    Val::Str(Some(&s.server_name)),
-                                    Val::Str(Some(&mid)),
-                                    Val::Str(Some(found_in)),
-                                ],
-                            );
+                            let mut row = NamedRow::new(Table::CallMessageIds);
+                            row.set("ts", Val::Ts(Some(ev.ts)))
+                                .set("date", Val::Str(Some(&date)))
+                                .set("call_id", Val::Str(Some(&p.call_id)))
+                                .set("session_id", Val::Str(Some(&s.id)))
+                                .set("server_name", Val::Str(Some(&s.server_name)))
+                                .set("message_id", Val::Str(Some(&mid)))
+                                .set("found_in", Val::Str(Some(found_in)));
+                            out.named(ev.pos.offset, &ev.pos, row, None);
                         }
                     }
                 }
@@ -751,25 +784,20 @@ impl McpDeriver {
                 .unwrap_or((Vec::new(), arguments.is_some() || raw_partial.is_none())),
         };
         for a in found {
-            out.row(
-                Table::IntendedRecipients,
-                ev.pos.offset,
-                &ev.pos,
-                &[
-                    Val::Ts(Some(ev.ts)),
-                    Val::Str(Some(&date)),
-                    Val::Str(Some(call_id)),
-                    Val::Str(Some(&s.id)),
-                    Val::Str(Some(&s.server_name)),
-                    Val::Str(s.server_version.as_deref()),
-                    Val::Str(tool),
-                    Val::Str(Some(&a.arg_path)),
-                    Val::Str(Some(a.role)),
-                    Val::Str(Some(&a.address.address)),
-                    Val::Str(a.address.raw.as_deref()),
-                    Val::Str(Some(&a.address.domain)),
-                ],
-            );
+            let mut row = NamedRow::new(Table::IntendedRecipients);
+            row.set("ts", Val::Ts(Some(ev.ts)))
+                .set("date", Val::Str(Some(&date)))
+                .set("call_id", Val::Str(Some(call_id)))
+                .set("session_id", Val::Str(Some(&s.id)))
+                .set("server_name", Val::Str(Some(&s.server_name)))
+                .set("server_version", Val::Str(s.server_version.as_deref()))
+                .set("tool_name", Val::Str(tool))
+                .set("arg_path", Val::Str(Some(&a.arg_path)))
+                .set("arg_role", Val::Str(Some(a.role)))
+                .set("address", Val::Str(Some(&a.address.address)))
+                .set("address_raw", Val::Str(a.address.raw.as_deref()))
+                .set("domain", Val::Str(Some(&a.address.domain)));
+            out.named(ev.pos.offset, &ev.pos, row, None);
         }
         complete
     }
@@ -780,23 +808,18 @@ impl McpDeriver {
         let schema = tool.get("inputSchema").map(canonical_json);
         let ann = tool.get("annotations").map(canonical_json);
         let sha = tool_definition_sha256(tool);
-        out.row(
-            Table::ToolDefinitions,
-            ev.pos.offset,
-            &ev.pos,
-            &[
-                Val::Ts(Some(ev.ts)),
-                Val::Str(Some(date)),
-                Val::Str(Some(&s.id)),
-                Val::Str(Some(&s.server_name)),
-                Val::Str(s.server_version.as_deref()),
-                Val::Str(Some(name)),
-                Val::Str(desc),
-                Val::Str(schema.as_deref()),
-                Val::Str(ann.as_deref()),
-                Val::Str(Some(&sha)),
-            ],
-        );
+        let mut row = NamedRow::new(Table::ToolDefinitions);
+        row.set("ts", Val::Ts(Some(ev.ts)))
+            .set("date", Val::Str(Some(date)))
+            .set("session_id", Val::Str(Some(&s.id)))
+            .set("server_name", Val::Str(Some(&s.server_name)))
+            .set("server_version", Val::Str(s.server_version.as_deref()))
+            .set("tool_name", Val::Str(Some(name)))
+            .set("description", Val::Str(desc))
+            .set("input_schema_json", Val::Str(schema.as_deref()))
+            .set("annotations_json", Val::Str(ann.as_deref()))
+            .set("definition_sha256", Val::Str(Some(&sha)));
+        out.named(ev.pos.offset, &ev.pos, row, None);
     }
 
     /// A tools/call row. `response` is (event, is_error, truncated, result text).
@@ -831,7 +854,9 @@ impl McpDeriver {
             .set("is_error", Val::Bool(is_err))
             .set("truncated", Val::Bool(Some(trunc)))
             .set("response_source_line", Val::Int(resp_line))
-            .set("recipients_observed", Val::Bool(Some(p.recipients_complete)));
+            .set("recipients_observed", Val::Bool(Some(p.recipients_complete)))
+            .set("host_tool_name", Val::Str(p.host_tool_name.as_deref()))
+            .set("tool_name_split", Val::Str(p.tool_name_split));
         out.named(filter, &p.pos, row, None);
     }
 
@@ -848,29 +873,24 @@ impl McpDeriver {
         }
         let date = date_of(s.start_ts);
         let pkg = s.package.as_ref();
-        out.row(
-            Table::McpSessions,
-            s.start_pos.offset,
-            &s.start_pos,
-            &[
-                Val::Ts(Some(s.start_ts)),
-                Val::Str(Some(&date)),
-                Val::Str(Some(&s.id)),
-                Val::Str(s.host.as_deref()),
-                Val::Str(Some(&s.server_name)),
-                Val::Str(s.client_name.as_deref()),
-                Val::Str(s.client_version.as_deref()),
-                Val::Str(s.server_info_name.as_deref()),
-                Val::Str(s.server_version.as_deref()),
-                Val::Str(s.launch_command.as_deref()),
-                Val::Str(pkg.map(|p| p.manager.as_str())),
-                Val::Str(pkg.map(|p| p.name.as_str())),
-                Val::Str(pkg.map(|p| p.spec.as_str())),
-                Val::Str(pkg.and_then(|p| p.version.as_deref())),
-                Val::Bool(pkg.map(|p| p.pinned)),
-                Val::Int(Some(s.messages)),
-            ],
-        );
+        let mut row = NamedRow::new(Table::McpSessions);
+        row.set("ts", Val::Ts(Some(s.start_ts)))
+            .set("date", Val::Str(Some(&date)))
+            .set("session_id", Val::Str(Some(&s.id)))
+            .set("host", Val::Str(s.host.as_deref()))
+            .set("server_name", Val::Str(Some(&s.server_name)))
+            .set("client_name", Val::Str(s.client_name.as_deref()))
+            .set("client_version", Val::Str(s.client_version.as_deref()))
+            .set("server_info_name", Val::Str(s.server_info_name.as_deref()))
+            .set("server_version", Val::Str(s.server_version.as_deref()))
+            .set("launch_command", Val::Str(s.launch_command.as_deref()))
+            .set("package_manager", Val::Str(pkg.map(|p| p.manager.as_str())))
+            .set("package_name", Val::Str(pkg.map(|p| p.name.as_str())))
+            .set("package_spec", Val::Str(pkg.map(|p| p.spec.as_str())))
+            .set("package_version", Val::Str(pkg.and_then(|p| p.version.as_deref())))
+            .set("package_pinned", Val::Bool(pkg.map(|p| p.pinned)))
+            .set("messages", Val::Int(Some(s.messages)));
+        out.named(s.start_pos.offset, &s.start_pos, row, None);
     }
 
     /// End of the source: requests never answered become unanswered calls.

@@ -112,6 +112,8 @@ fn every_real_file_accounts_for_every_line() {
                 Some(Format::Postfix)
             } else if rel.starts_with("mcp/claude-desktop") {
                 Some(Format::ClaudeDesktop)
+            } else if rel.starts_with("mcp/claude-code") {
+                Some(Format::ClaudeCode)
             } else {
                 None
             };
@@ -624,4 +626,58 @@ fn zone_less_stamps_follow_tz() {
     let (_, zoned) = parse_in(&zulu, Format::ClaudeDesktop, None, Some(berlin));
     let ts = |r: &Rows| r.of(Table::McpMessages).iter().map(|m| get(m, "ts").map(str::to_string)).collect::<Vec<_>>();
     assert_eq!(ts(&plain), ts(&zoned));
+}
+
+/// Claude Code transcripts and stream-json: every `mcp__` tool_use block is
+/// one tool call (counted here from the raw JSON), paired with the
+/// tool_result of the same id when the file holds it.
+#[test]
+fn claude_code_calls_match_the_raw_records() {
+    let Some(root) = shared() else { return };
+    let mut total_calls = 0;
+    for f in files_under(&root.join("mcp/claude-code")) {
+        let (stats, rows) = parse(&f, Format::ClaudeCode, None);
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut calls = std::collections::HashSet::new();
+        let mut answered = 0;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let blocks = v["message"]["content"].as_array().cloned().unwrap_or_default();
+            for b in blocks {
+                match b["type"].as_str() {
+                    Some("tool_use") if b["name"].as_str().is_some_and(|n| n.starts_with("mcp__")) => {
+                        calls.insert(b["id"].as_str().unwrap().to_string());
+                    }
+                    Some("tool_result") if calls.contains(b["tool_use_id"].as_str().unwrap_or("")) => answered += 1,
+                    _ => {}
+                }
+            }
+        }
+        let got = rows.of(Table::ToolCalls);
+        assert_eq!(got.len(), calls.len(), "{}", f.display());
+        assert_eq!(got.iter().filter(|r| get(r, "ts_end").is_some()).count(), answered, "{}", f.display());
+        assert_eq!(stats.rejected, 0, "{}: {:?}", f.display(), stats);
+        total_calls += calls.len();
+    }
+    assert!(total_calls >= 3, "the stream-json capture has MCP calls");
+
+    // The stream-json capture, call by call.
+    let (_, rows) = parse(&root.join("mcp/claude-code/stream-json.jira-mcp.bitovi.jsonl"), Format::ClaudeCode, None);
+    let mut calls: Vec<_> = rows.of(Table::ToolCalls).into_iter().map(|r| (get(r, "tool_name").unwrap().to_string(), get(r, "is_error").map(str::to_string), r.clone())).collect();
+    calls.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<(&str, Option<&str>)> = calls.iter().map(|(n, e, _)| (n.as_str(), e.as_deref())).collect();
+    assert_eq!(names, [("createJiraIssue", Some("true")), ("getAccessibleAtlassianResources", Some("false")), ("getVisibleJiraProjects", Some("true"))]);
+    let create = &calls[0].2;
+    assert_eq!(get(create, "server_name"), Some("jira"));
+    assert_eq!(get(create, "host_tool_name"), Some("mcp__jira__createJiraIssue"));
+    assert_eq!(get(create, "tool_name_split"), Some("exact"));
+    assert_eq!(get(create, "rpc_id"), Some("toolu_01HjxGPdkuSjRioaCW3t65iA"));
+    assert_eq!(get(create, "session_id"), Some("0ce8853f-aabe-488c-bbc2-a05f10b1cdc3/jira"));
+    assert_eq!(get(create, "source_pointer"), Some("/message/content/0"));
+    assert!(get(create, "arguments_json").unwrap().contains("\"projectKey\":\"Order\""));
+    // stream-json carries no times: the file's (given as 1_700_000_000 here).
+    assert_eq!(get(create, "ts"), Some("2023-11-14T22:13:20.000000Z"));
+    let sessions = rows.of(Table::McpSessions);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(get(sessions[0], "client_name"), Some("claude-code"));
 }

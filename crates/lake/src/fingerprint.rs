@@ -47,7 +47,29 @@ pub fn fingerprint(file: &mut File, len: u64, prefix: Option<u64>) -> io::Result
 /// Prefixes longer than `len` are left out.
 pub fn fingerprint_prefixes(file: &mut File, len: u64, prefixes: &[u64]) -> io::Result<(String, Vec<(u64, String)>)> {
     file.seek(SeekFrom::Start(0))?;
-    let mut want: Vec<u64> = prefixes.iter().copied().filter(|p| *p <= len).collect();
+    let want: Vec<u64> = prefixes.iter().copied().filter(|p| *p <= len).collect();
+    let content = fingerprint_stream(file.take(len), &want)?;
+    if content.len < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("the file shrank from {len} to {} bytes while it was read", content.len)));
+    }
+    Ok((content.sha256, content.prefixes))
+}
+
+/// The hash and length of everything a reader yields, with the hashes of
+/// its first `prefixes` bytes (those it reaches), in one pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamFingerprint {
+    pub sha256: String,
+    pub len: u64,
+    /// (prefix length, sha256), ascending, for the prefixes not longer than `len`.
+    pub prefixes: Vec<(u64, String)>,
+}
+
+/// Hash a stream (the decompressed content of a `.gz` file: logrotate's
+/// compressed `mail.log.2.gz` holds the bytes `mail.log.1` held, so its
+/// content hash and prefix hashes are what say it was read before).
+pub fn fingerprint_stream(mut r: impl Read, prefixes: &[u64]) -> io::Result<StreamFingerprint> {
+    let mut want: Vec<u64> = prefixes.to_vec();
     want.sort_unstable();
     want.dedup();
     let mut want = want.into_iter().peekable();
@@ -55,7 +77,6 @@ pub fn fingerprint_prefixes(file: &mut File, len: u64, prefixes: &[u64]) -> io::
     let mut out = Vec::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done: u64 = 0;
-    let mut r = file.take(len);
     loop {
         while want.peek() == Some(&done) {
             out.push((done, hex(&h.clone().finalize())));
@@ -82,14 +103,7 @@ pub fn fingerprint_prefixes(file: &mut File, len: u64, prefixes: &[u64]) -> io::
         h.update(chunk);
         done += chunk.len() as u64;
     }
-    if done < len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("the file shrank from {len} to {done} bytes while it was read")));
-    }
-    while want.peek() == Some(&done) {
-        out.push((done, hex(&h.clone().finalize())));
-        want.next();
-    }
-    Ok((hex(&h.finalize()), out))
+    Ok(StreamFingerprint { sha256: hex(&h.finalize()), len: done, prefixes: out })
 }
 
 /// [`fingerprint`] of a whole file by path (for `verify`).
@@ -139,6 +153,13 @@ mod tests {
         let h = |b: &[u8]| hex(&Sha256::digest(b));
         assert_eq!(whole, h(b"one\ntwo\nthree\n"));
         assert_eq!(pre, vec![(0, h(b"")), (4, h(b"one\n")), (8, h(b"one\ntwo\n")), (14, whole.clone())]);
+    }
+
+    #[test]
+    fn a_stream_is_hashed_with_the_prefixes_it_reaches() {
+        let h = |b: &[u8]| hex(&Sha256::digest(b));
+        let fp = fingerprint_stream(&b"one\ntwo\n"[..], &[99, 4, 0]).unwrap();
+        assert_eq!(fp, StreamFingerprint { sha256: h(b"one\ntwo\n"), len: 8, prefixes: vec![(0, h(b"")), (4, h(b"one\n"))] });
     }
 
     #[test]

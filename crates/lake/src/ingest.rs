@@ -23,7 +23,7 @@ use mcpf_formats::{detect_format, Format, NamedRow, RowSink, SourceInfo, SourceS
 use mcpf_schema::Table;
 use sha2::{Digest, Sha256};
 
-use crate::fingerprint::{empty_sha, exact_bytes, fingerprint_prefixes, hex};
+use crate::fingerprint::{empty_sha, exact_bytes, fingerprint_prefixes, fingerprint_stream, hex};
 use crate::sink::LakeSink;
 use crate::summary::{IngestSummary, SourceAction, SourceReport};
 use crate::txn::WriteTxn;
@@ -112,7 +112,8 @@ fn special_kind(_: &fs::Metadata) -> &'static str {
     "not a file or folder"
 }
 
-/// What `_ingest_log` says about one path: its longest successful ingest.
+/// What `_ingest_log` says about one path: its longest successful ingest,
+/// by the hash and length of its content (decompressed bytes for `.gz`).
 #[derive(Debug, Clone)]
 struct Seen {
     sha: String,
@@ -209,16 +210,18 @@ impl Lake {
     /// What `_ingest_log` recorded so far (failed sources are not "seen").
     fn history(&self) -> Result<History> {
         let mut h = History::default();
-        let batches = self.block_on(self.query_ingest_log("SELECT source_file, source_sha256, source_size, rotation_group FROM l WHERE status <> 'failed' ORDER BY ts"))?;
+        let batches = self.block_on(self.query_ingest_log("SELECT source_file, coalesce(content_sha256, source_sha256), coalesce(content_size, source_size), rotation_group, source_sha256 FROM l WHERE status <> 'failed' ORDER BY ts"))?;
         let mut path_group: HashMap<String, String> = HashMap::new();
         for b in &batches {
             let file = crate::utf8_column(b, 0).map_err(|e| self.lake_err(e))?;
             let sha = crate::utf8_column(b, 1).map_err(|e| self.lake_err(e))?;
             let size = crate::i64_column(b, 2).map_err(|e| self.lake_err(e))?;
             let group = crate::utf8_column(b, 3).map_err(|e| self.lake_err(e))?;
+            let raw_sha = crate::utf8_column(b, 4).map_err(|e| self.lake_err(e))?;
             for i in 0..b.num_rows() {
                 let s = Seen { sha: sha.value(i).to_string(), size: size.value(i).max(0) as u64 };
                 h.shas.insert(s.sha.clone());
+                h.shas.insert(raw_sha.value(i).to_string());
                 path_group.insert(file.value(i).to_string(), group.value(i).to_string());
                 let e = h.by_path.entry(file.value(i).to_string()).or_insert(s.clone());
                 if s.size >= e.size {
@@ -280,50 +283,38 @@ impl SourceRun<'_> {
             Err(e) => return failed(self, sink, e),
         };
         failpoint("ingest-after-open");
-        // Earlier ingests this file may have grown from: its own path's, or
-        // (after a rotation renamed it) another path of its set.
-        let candidates: Vec<Seen> = self
-            .history
-            .by_path
-            .get(&path_str)
-            .into_iter()
-            .chain(self.history.by_group.get(group).into_iter().flatten())
-            .filter(|s| s.size < opened.size)
-            .cloned()
-            .collect();
         let (head, compression) = read_head(&opened.file, opened.size);
         let format = self.opts.format.or_else(|| detect_format(&head));
         // A line still being written is left for the next run: the lake
         // holds the bytes up to the last complete line.
         let held_back = if compression == Compression::None && format.is_some_and(reads_lines) { unfinished_tail(&opened) } else { 0 };
         opened.size -= held_back;
-        let mut file = match opened.file.try_clone() {
-            Ok(f) => f,
-            Err(e) => return failed(self, sink, format!("cannot read: {e}")),
-        };
-        let sizes: Vec<u64> = candidates.iter().map(|c| c.size).filter(|s| *s < opened.size).collect();
-        let (sha256, prefixes) = match fingerprint_prefixes(&mut file, opened.size, &sizes) {
-            Ok(fp) => fp,
-            Err(e) => return failed(self, sink, format!("cannot read: {e}")),
+        // Earlier ingests this file may have grown from: its own path's, or
+        // (after a rotation renamed or compressed it) another path of its set.
+        let candidates: Vec<Seen> = self.history.by_path.get(&path_str).into_iter().chain(self.history.by_group.get(group).into_iter().flatten()).cloned().collect();
+        let sizes: Vec<u64> = candidates.iter().map(|c| c.size).collect();
+        let content = match content_of(&opened, compression, &sizes) {
+            Ok(c) => c,
+            Err(e) => return failed(self, sink, e),
         };
         failpoint("ingest-after-fingerprint");
-        if self.history.shas.contains(&sha256) || self.ingested_now.contains(&sha256) {
+        let seen = |sha: &str| self.history.shas.contains(sha) || self.ingested_now.contains(sha);
+        if seen(&content.raw_sha) || seen(&content.sha) {
             // The set's state runs on from what this content ended with.
             if format == Some(Format::Postfix) && !self.carry.contains_key(group) {
-                if let Some(c) = self.lake.carry_of_content(&sha256)? {
+                if let Some(c) = self.lake.carry_of_content(&content.sha)? {
                     self.carry.insert(group.to_string(), c);
                 }
             }
             return Ok(SourceReport { path, format, action: SourceAction::AlreadyIngested, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: None, note: None, held_back: 0 });
         }
-        self.ingested_now.insert(sha256.clone());
-        // A grown plain file whose old bytes are unchanged adds its new
-        // part: the longest earlier ingest its start equals.
-        let resumed: Option<(u64, String)> = if compression != Compression::None {
-            None
-        } else {
-            prefixes.iter().filter(|(size, h)| candidates.iter().any(|c| c.size == *size && c.sha == *h)).max_by_key(|(size, _)| *size).cloned()
-        };
+        self.ingested_now.insert(content.raw_sha.clone());
+        self.ingested_now.insert(content.sha.clone());
+        // A grown file whose old content is unchanged adds its new part: the
+        // longest earlier ingest its start equals (in decompressed bytes
+        // for a compressed file, which is read from its start and emits
+        // from there).
+        let resumed: Option<(u64, String)> = content.prefixes.iter().filter(|(size, h)| *size < content.size && candidates.iter().any(|c| c.size == *size && c.sha == *h)).max_by_key(|(size, _)| *size).cloned();
         let resume_from = resumed.as_ref().map(|r| r.0).unwrap_or(0);
         // The state the file starts with: the one its earlier read started
         // with (it is read again from its start), else the previous file of
@@ -354,14 +345,14 @@ impl SourceRun<'_> {
             return Err(self.lake.lake_err(e));
         }
         let action = if resume_from > 0 { SourceAction::Resumed(resume_from) } else { SourceAction::Full };
-        let bytes = opened.size - resume_from;
+        let bytes = content.size - resume_from;
         let note = format_doubt(format, &stats, &head).or_else(|| {
             (held_back > 0).then(|| format!("the last {held_back} bytes are a line still being written (no newline yet, the file changed within {LIVE_WINDOW_S} s); the next ingest reads it"))
         });
         let report = SourceReport { path, format, action, stats, bytes, duration_ms: t0.elapsed().as_secs_f64() * 1000.0, error, note, held_back };
         let prefix = resumed.map(|r| r.1);
         let carry_texts = (carry_in.map(|c| c.to_string()), carry_out.map(|c| c.to_string()));
-        self.log_source(sink, &path_str, group, &report, Some((&sha256, opened.size, prefix.as_deref())), resume_from, carry_texts)?;
+        self.log_source(sink, &path_str, group, &report, Some((&content, opened.size, prefix.as_deref())), resume_from, carry_texts)?;
         Ok(report)
     }
 
@@ -389,17 +380,18 @@ impl SourceRun<'_> {
         }
     }
 
-    /// The source's row in `_ingest_log`. `content` is (sha256, size,
-    /// prefix sha256 when resumed) for a source that was fingerprinted.
+    /// The source's row in `_ingest_log`. `content` is (what it holds, raw
+    /// size, prefix sha256 when resumed) for a source that was fingerprinted.
     #[allow(clippy::too_many_arguments)]
-    fn log_source(&self, sink: &mut LakeSink<'_>, path_str: &str, group: &str, r: &SourceReport, content: Option<(&str, u64, Option<&str>)>, resume_from: u64, carry: (Option<String>, Option<String>)) -> Result<()> {
+    fn log_source(&self, sink: &mut LakeSink<'_>, path_str: &str, group: &str, r: &SourceReport, content: Option<(&Content, u64, Option<&str>)>, resume_from: u64, carry: (Option<String>, Option<String>)) -> Result<()> {
         let now = chrono::Utc::now().timestamp_micros();
         let date = mcpf_formats::time::date_of(now);
         let reasons = serde_json::to_string(&r.stats.skipped_reasons).unwrap_or_default();
         let rows = serde_json::to_string(&r.stats.rows).unwrap_or_default();
         let zone = self.opts.zone.map(|z| z.to_string());
         let empty = empty_sha();
-        let (sha, size, prefix) = content.unwrap_or(("", 0, None));
+        let (sha, size, prefix) = content.map(|(c, size, prefix)| (c.raw_sha.as_str(), size, prefix)).unwrap_or(("", 0, None));
+        let (content_sha, content_size) = content.map(|(c, _, _)| (Some(c.sha.as_str()), Some(c.size as i64))).unwrap_or((None, None));
         let fmt_name = r.format.map(|f| f.name()).unwrap_or("unrecognized");
         let n = |v: u64| Val::Int(Some(v as i64));
         let mut row = NamedRow::new(Table::IngestLog);
@@ -407,6 +399,8 @@ impl SourceRun<'_> {
             .set("date", Val::Str(Some(&date)))
             .set("source_sha256", Val::Str(Some(sha)))
             .set("source_size", n(size))
+            .set("content_sha256", Val::Str(content_sha))
+            .set("content_size", Val::Int(content_size))
             .set("resumed_from", n(resume_from))
             .set("prefix_sha256", Val::Str(Some(prefix.unwrap_or(&empty))))
             .set("lines", n(r.stats.lines))
@@ -507,6 +501,36 @@ fn read_exact_at(file: &File, buf: &mut [u8], at: u64) -> std::io::Result<()> {
     let mut f = file.try_clone()?;
     f.seek(SeekFrom::Start(at))?;
     f.read_exact(buf)
+}
+
+/// What a source holds, fixed before it is parsed.
+struct Content {
+    /// sha256 of the raw file's bytes (the compressed ones for `.gz`).
+    raw_sha: String,
+    /// sha256 and length of what the parsers read: the decompressed bytes of
+    /// a compressed file (its raw bytes when they cannot be decompressed to
+    /// their end), the raw bytes of a plain one.
+    sha: String,
+    size: u64,
+    /// Hashes of the content's first bytes at the sizes asked for.
+    prefixes: Vec<(u64, String)>,
+}
+
+/// Fingerprint a source's bytes and content, with the content's prefixes
+/// at `sizes` (the sizes of earlier ingests it may have grown from).
+fn content_of(opened: &Opened, compression: Compression, sizes: &[u64]) -> std::result::Result<Content, String> {
+    let mut file = opened.file.try_clone().map_err(|e| format!("cannot read: {e}"))?;
+    let raw_prefixes: &[u64] = if compression == Compression::None { sizes } else { &[] };
+    let (raw_sha, prefixes) = fingerprint_prefixes(&mut file, opened.size, raw_prefixes).map_err(|e| format!("cannot read: {e}"))?;
+    if compression == Compression::None {
+        return Ok(Content { sha: raw_sha.clone(), raw_sha, size: opened.size, prefixes });
+    }
+    let decoded = exact_bytes(&opened.file, opened.size).and_then(decompressed).and_then(|(r, _)| fingerprint_stream(r, sizes));
+    Ok(match decoded {
+        Ok(fp) => Content { raw_sha, sha: fp.sha256, size: fp.len, prefixes: fp.prefixes },
+        // A damaged stream is parsed up to the damage and known by its raw bytes.
+        Err(_) => Content { sha: raw_sha.clone(), raw_sha, size: opened.size, prefixes: Vec::new() },
+    })
 }
 
 fn open_source(path: &Path) -> std::result::Result<Opened, String> {

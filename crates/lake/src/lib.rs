@@ -309,7 +309,7 @@ impl Lake {
     pub(crate) fn carry_of_content(&self, sha: &str) -> Result<Option<serde_json::Value>> {
         use deltalake::datafusion::scalar::ScalarValue;
         let t = self.ingest_log_value(
-            "SELECT carry_out_json FROM l WHERE source_sha256 = $sha AND carry_out_json IS NOT NULL ORDER BY ts DESC LIMIT 1",
+            "SELECT carry_out_json FROM l WHERE coalesce(content_sha256, source_sha256) = $sha AND carry_out_json IS NOT NULL ORDER BY ts DESC LIMIT 1",
             vec![("sha".into(), ScalarValue::Utf8(Some(sha.into())))],
         )?;
         Ok(self.json_value(t))
@@ -320,7 +320,7 @@ impl Lake {
     pub(crate) fn carry_into_content(&self, sha: &str, size: u64) -> Result<Option<serde_json::Value>> {
         use deltalake::datafusion::scalar::ScalarValue;
         let t = self.ingest_log_value(
-            "SELECT carry_in_json FROM l WHERE source_sha256 = $sha AND source_size = $size AND carry_in_json IS NOT NULL ORDER BY ts DESC LIMIT 1",
+            "SELECT carry_in_json FROM l WHERE coalesce(content_sha256, source_sha256) = $sha AND coalesce(content_size, source_size) = $size AND carry_in_json IS NOT NULL ORDER BY ts DESC LIMIT 1",
             vec![("sha".into(), ScalarValue::Utf8(Some(sha.into()))), ("size".into(), ScalarValue::Int64(Some(size as i64)))],
         )?;
         Ok(self.json_value(t))

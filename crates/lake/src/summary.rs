@@ -30,6 +30,8 @@ pub struct SourceReport {
     pub format: Option<Format>,
     pub action: SourceAction,
     pub stats: SourceStats,
+    /// Bytes of content read, from where reading started (decompressed
+    /// bytes for a compressed file).
     pub bytes: u64,
     pub duration_ms: f64,
     /// Why reading stopped early (`Failed`), or stopped before the end of a

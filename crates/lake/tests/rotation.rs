@@ -115,6 +115,82 @@ fn a_file_that_grew_and_was_rotated_resumes_under_its_new_name() {
     assert_eq!(rows(&lake, MESSAGES), rows(&reference, MESSAGES));
 }
 
+fn gzip(p: &Path, text: &str) {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(p).unwrap(), flate2::Compression::default());
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap();
+}
+
+/// logrotate with `compress` and `delaycompress`: the plain `mail.log.1`
+/// read last night is `mail.log.2.gz` tonight. Same content, other bytes:
+/// it adds nothing.
+#[test]
+fn a_rotated_file_compressed_later_is_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, older, newer) = split_sample();
+    let reference = Lake::open(dir.path().join("reference")).unwrap();
+    let wd = dir.path().join("w");
+    std::fs::create_dir_all(&wd).unwrap();
+    std::fs::write(wd.join("mail.log"), &whole).unwrap();
+    ingest(&reference, &[&wd]);
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("mail.log.1"), &older).unwrap();
+    std::fs::write(live.join("mail.log"), &newer).unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    ingest(&lake, &[&live]);
+    // The next rotation: mail.log.1 compressed to .2.gz, mail.log renamed to .1.
+    std::fs::remove_file(live.join("mail.log.1")).unwrap();
+    gzip(&live.join("mail.log.2.gz"), &older);
+    std::fs::rename(live.join("mail.log"), live.join("mail.log.1")).unwrap();
+    std::fs::write(live.join("mail.log"), "").unwrap();
+    let s = ingest(&lake, &[&live]);
+    let gz = s.sources.iter().find(|r| r.path.ends_with("mail.log.2.gz")).unwrap();
+    assert_eq!(gz.action, SourceAction::AlreadyIngested, "{gz:?}");
+    assert_eq!(rows(&lake, DELIVERIES), rows(&reference, DELIVERIES));
+    assert_eq!(rows(&lake, MESSAGES), rows(&reference, MESSAGES));
+    let logged = rows(&lake, "SELECT count(*) FROM _ingest_log WHERE content_sha256 IS NULL OR content_sha256 <> source_sha256 OR content_size <> source_size");
+    assert_eq!(logged[3], "| 0        |", "plain files: the content is the file: {logged:#?}");
+}
+
+/// logrotate with `compress` and no `delaycompress`: the live file read
+/// part-way is `mail.log.1.gz` after the rotation, with the lines appended
+/// meanwhile. Only those are read, in decompressed coordinates, with the
+/// correlation state the first read had.
+#[test]
+fn a_live_file_compressed_at_rotation_resumes_where_it_was_read_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, older, newer) = split_sample();
+    let reference = Lake::open(dir.path().join("reference")).unwrap();
+    let wd = dir.path().join("w");
+    std::fs::create_dir_all(&wd).unwrap();
+    std::fs::write(wd.join("mail.log"), &whole).unwrap();
+    ingest(&reference, &[&wd]);
+    let (newer_a, newer_b) = newer.split_at(newer[..newer.len() / 2].rfind('\n').unwrap() + 1);
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("mail.log"), &older).unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    ingest(&lake, &[&live]);
+    gzip(&live.join("mail.log.1.gz"), &format!("{older}{newer_a}"));
+    std::fs::write(live.join("mail.log"), newer_b).unwrap();
+    let s = ingest(&lake, &[&live]);
+    let gz = s.sources.iter().find(|r| r.path.ends_with("mail.log.1.gz")).unwrap();
+    assert_eq!(gz.action, SourceAction::Resumed(older.len() as u64), "{gz:?}");
+    assert_eq!(gz.bytes, newer_a.len() as u64);
+    let raw = std::fs::metadata(live.join("mail.log.1.gz")).unwrap().len();
+    let logged = rows(&lake, "SELECT source_size, content_size, resumed_from FROM _ingest_log WHERE source_file LIKE '%.gz'");
+    assert_eq!(logged[3], format!("| {raw:<11} | {:<12} | {:<12} |", older.len() + newer_a.len(), older.len()), "{logged:#?}");
+    assert_eq!(rows(&lake, DELIVERIES), rows(&reference, DELIVERIES));
+    assert_eq!(rows(&lake, MESSAGES), rows(&reference, MESSAGES));
+    // Reading it once more (or the same content under another name) adds nothing.
+    std::fs::copy(live.join("mail.log.1.gz"), dir.path().join("copy.gz")).unwrap();
+    let again = ingest(&lake, &[&live, &dir.path().join("copy.gz")]);
+    assert!(again.sources.iter().all(|r| r.action == SourceAction::AlreadyIngested), "{:?}", again.sources);
+    assert_eq!(rows(&lake, DELIVERIES), rows(&reference, DELIVERIES));
+}
+
 #[test]
 fn an_expiry_whose_deferrals_are_in_the_previous_file_names_its_recipients() {
     let dir = tempfile::tempdir().unwrap();

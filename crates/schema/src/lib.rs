@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
 
 /// The columns every row carries so that a finding can be followed back to the
 /// exact bytes of the raw log it came from.
@@ -69,7 +69,7 @@ const PROVENANCE: [Column; 6] = [
     col("source_file", Utf8, false, "Path of the raw log file as given to ingest (inside .gz: the .gz path)."),
     col("source_offset", Int64, false, "Byte offset of the record's first line in the (decompressed) file."),
     col("source_line", Int64, false, "1-based line number of the record's first line."),
-    col("source_pointer", Utf8, true, "JSON pointer of the element inside a multi-record JSON document (/Messages/3/Bcc/0); NULL for line formats."),
+    col("source_pointer", Utf8, true, "JSON pointer of the element inside a multi-record JSON document (/Messages/3/Bcc/0), or of the block inside a JSON Lines record (/message/content/2); NULL when the record is the whole line."),
     col("ingest_id", Utf8, false, "Id of the ingest run that wrote the row (see _ingest_log)."),
 ];
 
@@ -242,6 +242,8 @@ impl Table {
                 col("truncated", Bool, false, "Request or response payload was elided by the log."),
                 col("response_source_line", Int64, true, "Line of the response in the same source file."),
                 col("recipients_observed", Bool, false, "Every address in the arguments is in intended_recipients. False when the log cut the request (truncated) or it held more addresses than are kept (100,000): a delivered recipient missing from the call is then not observed, not unintended."),
+                col("host_tool_name", Utf8, true, "The tool's name as the agent host recorded it (Claude Code mcp__mail__send_email), from which server_name and tool_name were split; NULL for wire traces, which name them separately."),
+                col("tool_name_split", Utf8, true, "exact, or ambiguous when host_tool_name splits more than one way (a server or tool name holding the separator: the first split is used; compare mcp_server_configs); NULL when not split."),
             ],
             Table::IntendedRecipients => vec![
                 TS,
@@ -357,8 +359,8 @@ impl Table {
                 DATE,
                 col("source_sha256", Utf8, false, "sha256 of the whole raw file as read (compressed bytes for .gz)."),
                 col("source_size", Int64, false, "Bytes of the raw file at ingest."),
-                col("resumed_from", Int64, false, "Byte offset ingest started from: >0 when a grown file added only its new part."),
-                col("prefix_sha256", Utf8, false, "sha256 of the bytes before resumed_from (empty hash when 0)."),
+                col("resumed_from", Int64, false, "Content offset ingest started from (decompressed bytes for a compressed file): >0 when a grown or rotated file added only its new part."),
+                col("prefix_sha256", Utf8, false, "sha256 of the content before resumed_from (empty hash when 0)."),
                 col("lines", Int64, false, "Lines read (from resumed_from)."),
                 col("lines_parsed", Int64, false, "Lines that contributed to rows."),
                 col("lines_rejected", Int64, false, "Lines that went to _rejects."),
@@ -373,6 +375,8 @@ impl Table {
                 col("carry_in_json", Utf8, true, "MTA correlation state the file was read with (open messages from the previous file of its set); NULL when none."),
                 col("carry_out_json", Utf8, true, "MTA correlation state at the file's end, for the next file of its set (bounded: messages seen in the last 7 days, at most 50,000)."),
                 col("held_back_bytes", Int64, true, "Bytes after source_size not read yet: a live log's last line still being written (no newline). The next ingest reads them from source_size. NULL: written by an older release."),
+                col("content_sha256", Utf8, true, "sha256 of the content the parsers read: the decompressed bytes of a .gz/.zst file (the raw bytes when they cannot be decompressed to their end), source_sha256 for a plain file. A log that logrotate compressed (mail.log.1 -> mail.log.2.gz) has the content it had and is not read twice. NULL: written by an older release (the content is source_sha256)."),
+                col("content_size", Int64, true, "Bytes of that content; NULL: written by an older release (source_size)."),
                 col("stamp_zone", Utf8, true, "The zone (--tz) that timestamps without offset were read in (syslog `Jan  5 10:00:00`); NULL: none given, read as UTC."),
             ],
             Table::Findings => vec![
@@ -412,9 +416,18 @@ impl Table {
         Arc::new(Schema::new(fields))
     }
 
+    /// [`Table::columns`], built once per table: what row builders look
+    /// names up in for every cell.
+    pub fn columns_static(self) -> &'static [Column] {
+        static ALL_COLUMNS: std::sync::OnceLock<Vec<Vec<Column>>> = std::sync::OnceLock::new();
+        let all = ALL_COLUMNS.get_or_init(|| Table::ALL.iter().map(|t| t.columns()).collect());
+        let i = Table::ALL.iter().position(|t| *t == self).expect("every table is in Table::ALL");
+        &all[i]
+    }
+
     /// Position of a column by name.
     pub fn column_index(self, name: &str) -> Option<usize> {
-        self.columns().iter().position(|c| c.name == name)
+        self.columns_static().iter().position(|c| c.name == name)
     }
 
     /// Partition columns of the Delta table.
