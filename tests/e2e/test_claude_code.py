@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,9 @@ def run(tmp_path_factory):
     streams = out / "stream-json"
     streams.mkdir()
     sessions = []
-    with postfix_lab.PostfixLab(out / "postfix") as lab:
+    # Postfix's daemons run as the postfix user: its folder must not sit under
+    # pytest's private (0700) temporary tree.
+    with postfix_lab.PostfixLab(Path(tempfile.mkdtemp(prefix="mcpf-cc-postfix-"))) as lab:
         n = 0
         for version, batches in SENDS.items():
             for calls in batches:

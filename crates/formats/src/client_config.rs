@@ -158,3 +158,16 @@ impl Parser for ClientConfigParser {
         self.doc.finish("mcp_config", out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claude_code_local_scope_servers_are_found_per_project() {
+        let v: Value = serde_json::from_str(r#"{"mcpServers":{"a":{"command":"npx"}},"projects":{"/w/p":{"allowedTools":[],"mcpServers":{"b":{"type":"http","url":"https://x/mcp"}}}}}"#).unwrap();
+        let at: Vec<(String, Vec<&String>)> = server_tables(&v).into_iter().map(|(p, m)| (p, m.keys().collect())).collect();
+        assert_eq!(at.len(), 2, "{at:?}");
+        assert_eq!(at[1].0, "/projects/~1w~1p/mcpServers");
+    }
+}
