@@ -61,7 +61,14 @@ pub fn normalize(raw: &str) -> Option<Address> {
     if !domain_norm.contains('.') && !domain_norm.starts_with('[') && domain_norm != "localhost" {
         return None;
     }
-    let address = format!("{}@{}", local.to_lowercase(), domain_norm);
+    // The limits hold for the normalized form too: punycode is longer than
+    // the Unicode it encodes, and lowercasing can lengthen a local part, so a
+    // result past them would not normalize again (found by fuzzing).
+    let local = local.to_lowercase();
+    if domain_norm.len() > 255 || local.len() > 256 {
+        return None;
+    }
+    let address = format!("{local}@{domain_norm}");
     let raw_kept = if raw == address { None } else { Some(raw.to_string()) };
     Some(Address { address, domain: domain_norm, raw: raw_kept })
 }
@@ -174,6 +181,17 @@ mod tests {
                 assert_eq!(normalize(&a.address).map(|b| b.address), Some(a.address.clone()), "{bad}");
             }
         }
+    }
+
+    #[test]
+    fn an_address_whose_punycode_domain_is_too_long_is_refused() {
+        // 200-odd bytes of Cyrillic-laced labels: within the limit as
+        // Unicode, past it as punycode (fuzz crash a5fa7130).
+        let domain = "p.\u{43f}co.trp.t.eo\u{43f}carbo.".repeat(9) + "example";
+        assert!(domain.len() <= 255);
+        assert_eq!(normalize(&format!("x@{domain}")), None);
+        let ok = normalize("x@p.\u{43f}co.example").unwrap();
+        assert_eq!(normalize(&ok.address).unwrap().address, ok.address);
     }
 
     #[test]
