@@ -279,6 +279,27 @@ impl Assembler {
     }
 }
 
+/// The JSON object on one JSON Lines line, or None when the line is
+/// accounted for here: skipped when blank, rejected (with `format`'s name and
+/// what it expected) when it is not JSON or not an object.
+pub fn object_line(line: &Line<'_>, format: &str, expected: &str, out: &mut dyn Emit) -> Option<serde_json::Value> {
+    if line.bytes.iter().all(u8::is_ascii_whitespace) {
+        out.account(&line.pos, 1, LineOutcome::Skipped("blank line"));
+        return None;
+    }
+    match serde_json::from_slice(line.bytes) {
+        Ok(v @ serde_json::Value::Object(_)) => Some(v),
+        Ok(_) => {
+            out.reject(&line.pos, 1, format!("{format}: line is JSON but not an object; expected {expected}"), line.bytes, None);
+            None
+        }
+        Err(e) => {
+            out.reject(&line.pos, 1, format!("{format}: invalid JSON ({e})"), line.bytes, None);
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

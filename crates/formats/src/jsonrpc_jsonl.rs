@@ -55,21 +55,7 @@ impl Parser for JsonRpcJsonlParser {
     }
 
     fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit) {
-        if line.bytes.iter().all(u8::is_ascii_whitespace) {
-            out.account(&line.pos, 1, LineOutcome::Skipped("blank line"));
-            return;
-        }
-        let v: Value = match serde_json::from_slice(line.bytes) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => {
-                out.reject(&line.pos, 1, "jsonrpc_jsonl: line is JSON but not an object; expected {\"ts\",\"direction\",\"server\",\"message\"}".into(), line.bytes, None);
-                return;
-            }
-            Err(e) => {
-                out.reject(&line.pos, 1, format!("jsonrpc_jsonl: invalid JSON ({e})"), line.bytes, None);
-                return;
-            }
-        };
+        let Some(v) = crate::jsondoc::object_line(line, "jsonrpc_jsonl", "{\"ts\",\"direction\",\"server\",\"message\"}", out) else { return };
         let missing = |field: &str, what: &str| format!("jsonrpc_jsonl: field \"{field}\" missing or invalid; expected {what}");
         let Some(ts) = v.get("ts").and_then(ts_of) else {
             out.reject(&line.pos, 1, missing("ts", "an RFC 3339 string or epoch seconds"), line.bytes, None);

@@ -211,15 +211,7 @@ impl Parser for ClaudeCodeParser {
     }
 
     fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit) {
-        if line.bytes.iter().all(u8::is_ascii_whitespace) {
-            out.account(&line.pos, 1, LineOutcome::Skipped("blank line"));
-            return;
-        }
-        let v: Value = match serde_json::from_slice(line.bytes) {
-            Ok(v @ Value::Object(_)) => v,
-            Ok(_) => return out.reject(&line.pos, 1, "claude_code: line is JSON but not an object; expected a transcript record".into(), line.bytes, None),
-            Err(e) => return out.reject(&line.pos, 1, format!("claude_code: invalid JSON ({e})"), line.bytes, None),
-        };
+        let Some(v) = crate::jsondoc::object_line(line, "claude_code", "a transcript record", out) else { return };
         let Some(kind) = v.get("type").and_then(Value::as_str) else {
             return out.reject(&line.pos, 1, "claude_code: record without a \"type\"".into(), line.bytes, None);
         };
