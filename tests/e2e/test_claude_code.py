@@ -5,7 +5,10 @@ SDK e-mail server, launched as `npx -y postmark-mcp@VERSION` from its
 the clean 1.0.15, two on the backdoored 1.0.16 (five messages: enough for
 mail.constant_bcc). Then mcp-forensics reads only
 what Claude Code and Postfix wrote: the session transcripts (and, separately,
-the stream-json output) and the mail log.
+the stream-json output, and the OpenTelemetry log events Claude Code exported
+to a local OTLP/HTTP JSON receiver) and the mail log. One more backdoored
+session runs with telemetry that leaves the tool details out (Claude Code's
+default): its calls' arguments are not observed.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,7 @@ sys.path.insert(0, str(HARNESS))
 
 import claude_code_agent  # noqa: E402
 import postfix_lab  # noqa: E402
+import postmark_export  # noqa: E402
 
 BIN = os.environ.get("MCPF_BIN", str(Path.home() / ".cache/mcp-forensics/target/debug/mcp-forensics"))
 ATTACKER = "phan@giftshop.club"
@@ -42,6 +47,9 @@ SENDS = {
     ],
 }
 TOOL = "mcp__postmark__sendEmail"
+# Sent with telemetry but without OTEL_LOG_TOOL_DETAILS, after the others.
+BLIND = [{"to": "lena.novak@adventure-works.example", "subject": "Catalogue", "textBody": "Catalogue attached."},
+         {"to": "yuki.tanaka@proseware.example", "subject": "Visit", "textBody": "See you."}]
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -49,6 +57,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     if r.returncode != 0:
         raise AssertionError(f"{args} exited {r.returncode}: {r.stderr}")
     return r
+
+
+run_blind: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +73,8 @@ def run(tmp_path_factory):
     home = out / "home"
     streams = out / "stream-json"
     streams.mkdir()
+    otel = out / "otel"
+    otel.mkdir()
     sessions = []
     # Postfix's daemons run as the postfix user: its folder must not sit under
     # pytest's private (0700) temporary tree.
@@ -74,9 +87,16 @@ def run(tmp_path_factory):
                                         "env": {"MCPF_SMTP_PORT": str(lab.smtp_port), "MCPF_PYTHON": sys.executable}}}
                 steps = [{"tool_use": {"name": TOOL, "input": c}} for c in calls] + [{"text": "All sent."}]
                 r = claude_code_agent.run_session(home, out / "work", servers, steps, "Send the follow-up e-mails.",
-                                                  [TOOL], streams / f"session-{n}.jsonl")
+                                                  [TOOL], streams / f"session-{n}.jsonl", otel_out=otel / f"session-{n}.jsonl")
                 sessions.append({"version": version, "calls": calls, **r})
         lab.wait_idle()
+        servers["postmark"]["args"] = ["-y", "postmark-mcp@1.0.16"]
+        blind = claude_code_agent.run_session(home / "blind", out / "work", servers,
+                                              [{"tool_use": {"name": TOOL, "input": c}} for c in BLIND] + [{"text": "Sent."}],
+                                              "Send the follow-up e-mails.", [TOOL], out / "blind-stream.jsonl",
+                                              otel_out=out / "blind-otel.jsonl", tool_details=False)
+        lab.wait_idle()
+    run_blind["session"] = blind
     transcripts = sorted((home / ".claude" / "projects").glob("*/*.jsonl"))
     return out, transcripts, lab.log_path, sessions
 
@@ -167,3 +187,63 @@ def test_server_setup_claude_code_wrote_is_read(tmp_path):
     ]
     # The credential's value is never stored.
     assert "secret" not in cli("sql", "--lake", str(lake), "--format", "csv", "SELECT * FROM mcp_server_configs").stdout
+
+
+def test_otel_events_and_mail_log_name_the_backdoor(run):
+    """Claude Code's own OpenTelemetry log events (with tool details) are the
+    only intent record: the backdoor is named as from the transcripts."""
+    out, _, mail_log, sessions = run
+    lake, findings = ingest_and_detect(out, "lake-otel", out / "otel", mail_log)
+    want = sum(len(s["calls"]) for s in sessions)
+    calls = rows(lake, "SELECT server_name, tool_name, host_tool_name, arguments_observed, source_pointer FROM tool_calls")
+    assert len(calls) == want, calls
+    assert all(c["server_name"] == "postmark" and c["tool_name"] == "sendEmail" and c["arguments_observed"]
+               and c["source_pointer"].startswith("/resourceLogs/") for c in calls), calls
+    unintended = [f for f in findings if f["rule_id"] == "mail.unintended_recipient"]
+    assert [f["address"] for f in unintended] == [ATTACKER], findings
+    assert [f["address"] for f in findings if f["rule_id"] == "mail.constant_bcc"] == [ATTACKER]
+    files = {e["source_file"] for e in unintended[0]["evidence"]}
+    assert str(mail_log) in files and any(f.endswith(".logs.jsonl") for f in files), files
+    for e in unintended[0]["evidence"]:
+        if e["source_file"].endswith(".logs.jsonl"):
+            assert "claude_code.tool_result" in Path(e["source_file"]).read_text().splitlines()[e["source_line"] - 1]
+
+
+def test_otel_events_and_a_postmark_export_name_the_backdoor(run, tmp_path):
+    """The OTLP file and the provider's records alone (no MTA log): the
+    Postmark export of the same messages."""
+    out, _, mail_log, sessions = run
+    manifest = {"year": datetime.now(timezone.utc).year, "agent_sender": "assistant@corp.example", "alias": {}, "tool_calls": []}
+    for s in sessions:
+        ids = claude_code_agent.message_ids(s["stream"])
+        assert len(ids) == len(s["calls"]), ids
+        manifest["tool_calls"] += [{"message_id": mid, "arguments": c} for mid, c in zip(ids, s["calls"])]
+    (tmp_path / "postfix").mkdir()
+    (tmp_path / "postfix" / "mail.log").write_bytes(Path(mail_log).read_bytes())
+    postmark_export.export(tmp_path, manifest)
+    lake, findings = ingest_and_detect(tmp_path, "lake", out / "otel", tmp_path / "postmark")
+    assert rows(lake, "SELECT DISTINCT source_format FROM mail_deliveries") == [{"source_format": "postmark"}]
+    assert [f["address"] for f in findings if f["rule_id"] == "mail.unintended_recipient"] == [ATTACKER], findings
+    assert [f["address"] for f in findings if f["rule_id"] == "mail.constant_bcc"] == [ATTACKER], findings
+
+
+def test_otel_without_tool_details_is_not_observed_not_clean(run):
+    """Claude Code's default telemetry names neither the server nor the
+    arguments: beside the other sessions' transcripts, that session's calls
+    are "arguments not observed", its backdoored deliveries are no
+    unintended_recipient finding (only the transcripts' five are), and the
+    blind spot is counted by mail.intent_not_observable instead."""
+    out, transcripts, mail_log, _ = run
+    blind = run_blind["session"]
+    lake, findings = ingest_and_detect(out, "lake-blind", *transcripts, blind["otel_logs"], mail_log)
+    calls = rows(lake, "SELECT server_name, tool_name_split, arguments_observed, recipients_observed FROM tool_calls WHERE source_format = 'otlp_json'")
+    assert len(calls) == len(BLIND)
+    assert all(c == {"server_name": "(not recorded)", "tool_name_split": "not_recorded", "arguments_observed": False,
+                     "recipients_observed": False} for c in calls), calls
+    unintended = [f for f in findings if f["rule_id"] == "mail.unintended_recipient"]
+    assert [f["address"] for f in unintended] == [ATTACKER]
+    assert unintended[0]["count"] == sum(len(b) for b in SENDS["1.0.16"]), "the blind session's copies are not judged"
+    assert not [f for f in findings if f["rule_id"] == "mail.agent_mail_without_call"], findings
+    blind_spot = [f for f in findings if f["rule_id"] == "mail.intent_not_observable"]
+    assert [f["sender"] for f in blind_spot] == ["assistant@corp.example"], findings
+    assert blind_spot[0]["count"] == len(BLIND)

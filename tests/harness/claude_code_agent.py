@@ -17,7 +17,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import contextlib
+import re
+
 from anthropic_model import ScriptedModel
+from otlp_receiver import OtlpFileReceiver
 
 AGENTS_DIR = Path(os.environ.get("MCPF_AGENTS_DIR", str(Path.home() / ".cache/mcp-forensics/agents")))
 # The native binary is the platform package's (install scripts are off).
@@ -60,18 +64,33 @@ def add_server(home: Path, workdir: Path, scope: str, name: str, args: list[str]
         raise RuntimeError(f"claude mcp add exited {r.returncode}: {r.stderr[-2000:]}")
 
 
+def _telemetry_env(url: str, tool_details: bool) -> dict:
+    """Claude Code's OpenTelemetry log events to a local OTLP/HTTP JSON
+    receiver, exported at once; with `tool_details`, the tool's server, name
+    and input (OTEL_LOG_TOOL_DETAILS=1), which Claude Code leaves out by default."""
+    env = {"CLAUDE_CODE_ENABLE_TELEMETRY": "1", "OTEL_LOGS_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "none",
+           "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json", "OTEL_EXPORTER_OTLP_ENDPOINT": url, "OTEL_LOGS_EXPORT_INTERVAL": "200"}
+    if tool_details:
+        env["OTEL_LOG_TOOL_DETAILS"] = "1"
+    return env
+
+
 def run_session(home: Path, workdir: Path, mcp_servers: dict, steps: list[dict], prompt: str,
-                allowed_tools: list[str], stream_out: Path, timeout: float = 180) -> dict:
-    """Run one session; return {"stream": path, "transcripts": [paths], "requests": model requests}."""
+                allowed_tools: list[str], stream_out: Path, timeout: float = 180,
+                otel_out: Path | None = None, tool_details: bool = True) -> dict:
+    """Run one session; return {"stream": path, "transcripts": [paths], "requests": model requests,
+    "otel_logs": path of the OTLP log events (with `otel_out`) or None}."""
     home.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     config = home / "mcp-config.json"
     config.write_text(json.dumps({"mcpServers": mcp_servers}, indent=2))
-    with ScriptedModel(steps) as model:
+    receiver = OtlpFileReceiver(otel_out) if otel_out else contextlib.nullcontext()
+    with ScriptedModel(steps) as model, receiver as rx:
         env = _env(home, {
             "ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": "scripted-model-key",
             # Offer MCP tools to the model directly (not behind ToolSearch).
             "ENABLE_TOOL_SEARCH": "false",
+            **(_telemetry_env(rx.url, tool_details) if rx else {}),
         })
         cmd = [str(CLAUDE_BIN), "-p", prompt, "--mcp-config", str(config), "--output-format", "stream-json", "--verbose",
                "--allowedTools", ",".join(allowed_tools)]
@@ -81,4 +100,21 @@ def run_session(home: Path, workdir: Path, mcp_servers: dict, steps: list[dict],
             raise RuntimeError(f"claude exited {r.returncode}: {r.stderr.decode(errors='replace')[-2000:]}")
         requests = list(model.requests)
     transcripts = sorted((home / ".claude" / "projects").glob("*/*.jsonl"))
-    return {"stream": stream_out, "transcripts": transcripts, "requests": requests}
+    otel_logs = rx.file_for("logs") if rx else None
+    return {"stream": stream_out, "transcripts": transcripts, "requests": requests, "otel_logs": otel_logs}
+
+
+def message_ids(stream: Path) -> list[str]:
+    """The MessageIDs the e-mail server returned, in call order, from the
+    tool results of a stream-json output (the result text, which Claude
+    Code may keep as the JSON of the structured content)."""
+    ids = []
+    for line in Path(stream).read_text().splitlines():
+        rec = json.loads(line) if line.strip() else {}
+        for b in (rec.get("message") or {}).get("content") or []:
+            if isinstance(b, dict) and b.get("type") == "tool_result":
+                text = b["content"] if isinstance(b["content"], str) else " ".join(c.get("text", "") for c in b["content"])
+                m = re.search(r"MessageID: ([^\s\\\"]+)", text)
+                if m:
+                    ids.append(m.group(1))
+    return ids

@@ -23,10 +23,29 @@ pub enum Format {
     McpConfig,
     /// Claude Code session transcripts and `--output-format stream-json` output.
     ClaudeCode,
+    /// Codex CLI session rollouts (both layouts) and `codex exec --json` events.
+    Codex,
+    /// OpenTelemetry OTLP JSON (traces and logs) and re-wrapped OTel exports.
+    OtlpJson,
+    /// Bare JSON-RPC messages and batches (no envelope), one per line or document.
+    JsonRpc,
+    /// MCP gateway RPC message logs (GitHub Agentic Workflows `rpc-messages.jsonl`).
+    McpGateway,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [Format::ClaudeDesktop, Format::JsonRpcJsonl, Format::Postfix, Format::Postmark, Format::McpConfig, Format::ClaudeCode];
+    pub const ALL: [Format; 10] = [
+        Format::ClaudeDesktop,
+        Format::JsonRpcJsonl,
+        Format::Postfix,
+        Format::Postmark,
+        Format::McpConfig,
+        Format::ClaudeCode,
+        Format::Codex,
+        Format::OtlpJson,
+        Format::JsonRpc,
+        Format::McpGateway,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +55,10 @@ impl Format {
             Format::Postmark => "postmark",
             Format::McpConfig => "mcp_config",
             Format::ClaudeCode => "claude_code",
+            Format::Codex => "codex",
+            Format::OtlpJson => "otlp_json",
+            Format::JsonRpc => "jsonrpc",
+            Format::McpGateway => "mcp_gateway",
         }
     }
 
@@ -47,6 +70,10 @@ impl Format {
             Format::Postmark => crate::postmark::looks_like_document(line),
             Format::McpConfig => crate::client_config::looks_like_document(line),
             Format::ClaudeCode => crate::agents::claude_code::looks_like(line),
+            Format::Codex => crate::agents::codex::looks_like(line),
+            Format::OtlpJson => crate::otel::looks_like(line),
+            Format::JsonRpc => crate::jsonrpc::looks_like(line),
+            Format::McpGateway => crate::gateway::looks_like(line),
         }
     }
 }
@@ -76,6 +103,12 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
     }
     if crate::client_config::looks_like_document(&text) {
         return Some(Format::McpConfig);
+    }
+    if crate::otel::looks_like_document(&text) {
+        return Some(Format::OtlpJson);
+    }
+    if crate::jsonrpc::looks_like_document(&text) {
+        return Some(Format::JsonRpc);
     }
     let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(200).collect();
     // The last line of a head may be cut in the middle.
@@ -170,11 +203,19 @@ mod tests {
         // The agentic-workflows gateway log carries "direction" and a payload
         // that mentions "message", but it is not the wire-tap format.
         let gateway = br#"{"timestamp":"2026-02-13T12:37:10.865Z","direction":"OUT","type":"REQUEST","server_id":"github","method":"tools/list","payload":{"jsonrpc":"2.0","method":"tools/list","params":{"message":"x"}}}"#;
-        assert_eq!(detect_format(gateway), None);
+        assert_eq!(detect_format(gateway), Some(Format::McpGateway));
+        assert_eq!(detect_format(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}\n"), Some(Format::JsonRpc));
+        assert_eq!(detect_format(b"{\n  \"jsonrpc\": \"2.0\",\n  \"id\": \"x\",\n  \"result\": {}\n}\n"), Some(Format::JsonRpc));
         let transcript = br#"{"parentUuid":null,"isSidechain":false,"type":"user","message":{"role":"user","content":"hi"},"uuid":"u","timestamp":"2026-12-02T09:59:04.613Z","sessionId":"s","version":"2.1.328"}"#;
         assert_eq!(detect_format(transcript), Some(Format::ClaudeCode));
         let stream = br#"{"type":"assistant","message":{"content":[]},"parent_tool_use_id":null,"session_id":"s"}"#;
         assert_eq!(detect_format(stream), Some(Format::ClaudeCode));
+        let rollout = br#"{"timestamp":"2026-12-02T16:19:18.239Z","ordinal":0,"type":"session_meta","payload":{"id":"t","cli_version":"0.169.0"}}"#;
+        assert_eq!(detect_format(rollout), Some(Format::Codex));
+        let legacy = br#"{"id":"t","timestamp":"2025-08-01T09:00:00Z","cwd":"/w","originator":"codex_cli_rs","cli_version":"0.34.0"}"#;
+        assert_eq!(detect_format(legacy), Some(Format::Codex));
+        let exec = b"codex exec \"x\"\n{\"type\":\"thread.started\",\"thread_id\":\"t\"}\n{\"type\":\"turn.started\"}\n";
+        assert_eq!(detect_format(exec), Some(Format::Codex));
         assert_eq!("postfix".parse::<Format>(), Ok(Format::Postfix));
         assert!("nope".parse::<Format>().is_err());
     }

@@ -19,9 +19,12 @@ pub mod claude_desktop;
 pub mod client_config;
 pub mod collect;
 pub mod detect;
+pub mod gateway;
 pub mod jsondoc;
+pub mod jsonrpc;
 pub mod jsonrpc_jsonl;
 pub mod mcp;
+pub mod otel;
 pub mod package;
 pub mod postmark;
 pub mod postfix;
@@ -209,5 +212,9 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::Postmark => Box::new(postmark::PostmarkParser::new(info)),
         Format::McpConfig => Box::new(client_config::ClientConfigParser::new(info)),
         Format::ClaudeCode => Box::new(agents::claude_code::ClaudeCodeParser::new(info)),
+        Format::Codex => Box::new(agents::codex::CodexParser::new(info)),
+        Format::OtlpJson => Box::new(otel::OtlpJsonParser::new(info)),
+        Format::JsonRpc => Box::new(jsonrpc::BareJsonRpcParser::new(info)),
+        Format::McpGateway => Box::new(gateway::GatewayParser::new(info)),
     }
 }

@@ -108,8 +108,13 @@ pub struct HostContext {
     /// The host's name for the tool (`mcp__mail__send_email`), split into
     /// the event's server and the request's tool name.
     pub host_tool_name: Option<String>,
-    /// `exact` or `ambiguous` (see [`crate::agents::SplitName`]).
+    /// `exact` or `ambiguous` (see [`crate::agents::SplitName`]), or
+    /// `not_recorded` when the record did not name the server.
     pub tool_name_split: Option<&'static str>,
+    /// The record left the call's arguments out (telemetry without its
+    /// opt-in): a request without `arguments` is then "not observed", not
+    /// a call with none.
+    pub arguments_not_recorded: bool,
 }
 
 #[derive(Debug)]
@@ -128,6 +133,7 @@ struct Pending {
     host: Option<String>,
     host_tool_name: Option<String>,
     tool_name_split: Option<&'static str>,
+    arguments_observed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +152,8 @@ struct Session {
     server_info_name: Option<String>,
     seen_initialize: bool,
     seen_messages: bool,
+    /// The trace carried the session id (else: keyed on file and server).
+    recorded: bool,
     pending: HashMap<(bool, String), Pending>,
     order: VecDeque<(bool, String)>,
 }
@@ -508,6 +516,7 @@ impl McpDeriver {
             host: ev.host.clone(),
             start_ts: ev.ts,
             start_pos: ev.pos.clone(),
+            recorded: ev.session_hint.is_some(),
             ..Default::default()
         }
     }
@@ -684,8 +693,9 @@ impl McpDeriver {
             if let Some(id) = &rpc_id {
                 let call_id = short_hash(&[&s.id, id, &ev.pos.offset.to_string()]);
                 let arguments = params.as_ref().and_then(|p| p.get("arguments"));
+                let arguments_observed = !ev.host_context.arguments_not_recorded;
                 let recipients_complete = if method.as_deref() == Some("tools/call") {
-                    Self::intended(s, ev, &call_id, tool_name.as_deref(), arguments, raw_partial.as_deref(), out) && !truncated
+                    Self::intended(s, ev, &call_id, tool_name.as_deref(), arguments, raw_partial.as_deref(), out) && !truncated && arguments_observed
                 } else {
                     true
                 };
@@ -703,6 +713,7 @@ impl McpDeriver {
                     host: ev.host.clone(),
                     host_tool_name: ev.host_context.host_tool_name.clone(),
                     tool_name_split: ev.host_context.tool_name_split,
+                    arguments_observed,
                 };
                 let k = (dir == Direction::ClientToServer, id.clone());
                 if let Some(old) = s.pending.insert(k.clone(), p) {
@@ -856,7 +867,8 @@ impl McpDeriver {
             .set("response_source_line", Val::Int(resp_line))
             .set("recipients_observed", Val::Bool(Some(p.recipients_complete)))
             .set("host_tool_name", Val::Str(p.host_tool_name.as_deref()))
-            .set("tool_name_split", Val::Str(p.tool_name_split));
+            .set("tool_name_split", Val::Str(p.tool_name_split))
+            .set("arguments_observed", Val::Bool(Some(p.arguments_observed)));
         out.named(filter, &p.pos, row, None);
     }
 
@@ -889,7 +901,8 @@ impl McpDeriver {
             .set("package_spec", Val::Str(pkg.map(|p| p.spec.as_str())))
             .set("package_version", Val::Str(pkg.and_then(|p| p.version.as_deref())))
             .set("package_pinned", Val::Bool(pkg.map(|p| p.pinned)))
-            .set("messages", Val::Int(Some(s.messages)));
+            .set("messages", Val::Int(Some(s.messages)))
+            .set("session_source", Val::Str(Some(if s.recorded { "recorded" } else { "connection" })));
         out.named(s.start_pos.offset, &s.start_pos, row, None);
     }
 

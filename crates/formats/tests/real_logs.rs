@@ -114,6 +114,8 @@ fn every_real_file_accounts_for_every_line() {
                 Some(Format::ClaudeDesktop)
             } else if rel.starts_with("mcp/claude-code") {
                 Some(Format::ClaudeCode)
+            } else if rel.starts_with("mcp/codex") {
+                Some(Format::Codex)
             } else {
                 None
             };
@@ -680,4 +682,195 @@ fn claude_code_calls_match_the_raw_records() {
     let sessions = rows.of(Table::McpSessions);
     assert_eq!(sessions.len(), 1);
     assert_eq!(get(sessions[0], "client_name"), Some("claude-code"));
+}
+
+/// Codex: the rollouts (0.77.0, 0.135.0; no MCP calls) parse with every
+/// line accounted for and nothing rejected; the console capture of two
+/// `codex exec --json` runs gives each `mcp_tool_call` item (counted from
+/// the raw lines) as one answered call of its run's thread, failures as
+/// errors.
+#[test]
+fn codex_calls_match_the_raw_records() {
+    let Some(root) = shared() else { return };
+    for rel in ["mcp/codex/agent-history/codex-session-01.jsonl", "mcp/codex/simonw-claude-code-transcripts/sample_codex_session.871966d.jsonl"] {
+        let (stats, rows) = parse(&root.join(rel), Format::Codex, None);
+        assert_eq!((stats.rejected, stats.parsed), (0, 0), "{rel}: {stats:?}");
+        assert!(rows.of(Table::ToolCalls).is_empty(), "{rel}");
+        assert!(stats.skipped_reasons.contains_key("codex: session metadata"), "{rel}: {stats:?}");
+    }
+    let capture = root.join("mcp/codex/memex_cli/codex_out.txt");
+    let (stats, rows) = parse(&capture, Format::Codex, None);
+    let text = std::fs::read_to_string(&capture).unwrap();
+    let (mut completed, mut threads, mut thread) = (Vec::new(), std::collections::BTreeSet::new(), String::new());
+    for line in text.lines().filter(|l| l.starts_with("{\"type\":")) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] == "thread.started" {
+            thread = v["thread_id"].as_str().unwrap().to_string();
+        }
+        if v["type"] == "item.completed" && v["item"]["type"] == "mcp_tool_call" {
+            completed.push((v["item"]["tool"].as_str().unwrap().to_string(), v["item"]["status"].as_str().unwrap().to_string()));
+            threads.insert(format!("{thread}/aduib-mcp-sever"));
+        }
+    }
+    assert!(!completed.is_empty(), "the capture holds MCP calls");
+    let calls = rows.of(Table::ToolCalls);
+    assert_eq!(calls.len(), completed.len());
+    for (c, (tool, status)) in calls.iter().zip(&completed) {
+        assert_eq!(get(c, "tool_name"), Some(tool.as_str()));
+        assert_eq!(get(c, "server_name"), Some("aduib-mcp-sever"));
+        assert_eq!(get(c, "is_error"), Some(if status == "failed" { "true" } else { "false" }));
+        assert_eq!(get(c, "source_pointer"), Some("/item"));
+        assert!(get(c, "ts_end").is_some());
+        assert_eq!(get(c, "host_tool_name"), Some(format!("mcp__aduib-mcp-sever__{tool}").as_str()));
+    }
+    let sessions: std::collections::BTreeSet<_> = calls.iter().map(|c| get(c, "session_id").unwrap().to_string()).collect();
+    assert_eq!(sessions, threads);
+    assert_eq!(stats.rejected, 0, "{stats:?}");
+    assert!(stats.skipped_reasons.get("codex: console text (not a JSON event)").is_some_and(|n| *n > 50), "{stats:?}");
+}
+
+/// A cold Codex rollout rewritten as `.jsonl.zst` is detected and read as
+/// the plain file is.
+#[test]
+fn a_zstd_rollout_reads_as_the_plain_one() {
+    let Some(root) = shared() else { return };
+    let plain = root.join("mcp/codex/agent-history/codex-session-01.jsonl");
+    let dir = tempfile::tempdir().unwrap();
+    let packed = dir.path().join("rollout-2026-06-05T04-58-20-019e9625.jsonl.zst");
+    std::fs::write(&packed, zstd::encode_all(std::fs::read(&plain).unwrap().as_slice(), 3).unwrap()).unwrap();
+    let head = mcpf_formats::source::read_head(&packed, 64 * 1024).unwrap().0;
+    assert_eq!(detect_format(&head), Some(Format::Codex));
+    let (a, _) = parse(&plain, Format::Codex, None);
+    let (b, _) = parse(&packed, Format::Codex, None);
+    assert_eq!((a.lines, a.parsed, a.skipped, a.rejected), (b.lines, b.parsed, b.skipped, b.rejected));
+    assert_eq!(a.skipped_reasons, b.skipped_reasons);
+}
+
+/// OpenTelemetry: the OTLP JSON examples and Elastic's re-wrapped Claude
+/// Code events are recognised and read with every line accounted for; the
+/// one MCP `claude_code.tool_result` event is one call whose server and
+/// tool are those Elastic's own pipeline extracted (its `-expected.json`).
+#[test]
+fn otel_records_match_the_oracle() {
+    let Some(root) = shared() else { return };
+    for f in files_under(&root.join("otel")) {
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        let (stats, _) = parse(&f, Format::OtlpJson, None);
+        assert_eq!(stats.lines, line_count(&f), "{rel}");
+        if rel.ends_with("-expected.json") {
+            continue;
+        }
+        let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
+        assert_eq!(detect_format(&head), Some(Format::OtlpJson), "{rel}");
+        assert_eq!(stats.rejected, 0, "{rel}: {stats:?}");
+    }
+    let input = root.join("otel/elastic-claude-code/events/test-tool-result-mcp.json");
+    let (_, rows) = parse(&input, Format::OtlpJson, None);
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("otel/elastic-claude-code/events/test-tool-result-mcp.json-expected.json")).unwrap()).unwrap();
+    let want = &expected["expected"][0];
+    let calls = rows.of(Table::ToolCalls);
+    assert_eq!(calls.len(), 1);
+    let c = calls[0];
+    assert_eq!(get(c, "server_name"), want["mcp_server_name"].as_str());
+    assert_eq!(get(c, "tool_name"), want["mcp_tool_name"].as_str());
+    assert_eq!(get(c, "rpc_id"), want["tool_use_id"].as_str());
+    assert_eq!(get(c, "session_id").map(str::to_string), Some(format!("{}/{}", want["session.id"].as_str().unwrap(), want["mcp_server_name"].as_str().unwrap())));
+    assert_eq!(get(c, "is_error"), Some(if want["event"]["outcome"] == "success" { "false" } else { "true" }));
+    assert_eq!(get(c, "arguments_observed"), Some("true"), "tool_input was recorded ({{}})");
+    assert_eq!(get(c, "ts_end"), Some("2026-06-22T02:20:41.924000Z"));
+    assert_eq!(get(c, "source_pointer"), Some("/events/0"));
+    // The connection events and the built-in tool spans are no MCP calls.
+    for rel in ["otel/elastic-claude-code/events/test-mcp-server-connection.json", "otel/elastic-claude-code/traces/test-tool.json", "otel/opentelemetry-proto/trace.json"] {
+        let (stats, rows) = parse(&root.join(rel), Format::OtlpJson, None);
+        assert!(rows.of(Table::ToolCalls).is_empty(), "{rel}");
+        assert_eq!(stats.skipped, stats.lines, "{rel}: {stats:?}");
+    }
+}
+
+/// The specification's examples as bare JSON-RPC: every message of the
+/// four revisions' JSON Lines parses, each `tools/call` is paired with its
+/// response with no session id (by file, server and id), and a 2026-07-28
+/// result names its server by `_meta` alone.
+#[test]
+fn spec_examples_pair_without_sessions_and_name_servers_by_meta() {
+    let Some(root) = shared() else { return };
+    let dir = root.join("mcp/spec-examples");
+    for rev in ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"] {
+        let f = dir.join(format!("spec-{rev}.jsonl"));
+        let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
+        assert_eq!(detect_format(&head), Some(Format::JsonRpc), "{rev}");
+        let (stats, rows) = parse(&f, Format::JsonRpc, None);
+        assert_eq!((stats.rejected, stats.parsed), (0, stats.lines), "{rev}: {stats:?}");
+        let text = std::fs::read_to_string(&f).unwrap();
+        let calls = text.lines().filter(|l| l.contains("\"method\":\"tools/call\"")).count();
+        let got = rows.of(Table::ToolCalls);
+        assert_eq!(got.len(), calls, "{rev}");
+        assert!(got.iter().all(|c| get(c, "ts_end").is_some()), "{rev}: every call paired with its response");
+        let sessions = rows.of(Table::McpSessions);
+        assert!(sessions.iter().all(|s| get(s, "session_source") == Some("connection")), "{rev}");
+        assert_eq!(get(sessions[0], "server_info_name"), Some("ExampleServer"), "{rev}: from initialize");
+    }
+    let ex = dir.join("2026-07-28-examples");
+    // One message per file: server/discover's result names the server in _meta.
+    let (_, rows) = parse(&ex.join("DiscoverResultResponse/discover-result-response.json"), Format::JsonRpc, None);
+    let s = rows.of(Table::McpSessions);
+    assert_eq!((get(s[0], "server_info_name"), get(s[0], "server_version")), (Some("ExampleServer"), Some("1.0.0")));
+    // The call and its result, as a stateless trace of the two messages in
+    // one file: paired, with the client named by the request's _meta.
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = tmp.path().join("weather.jsonl");
+    let compact = |rel: &str| serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(ex.join(rel)).unwrap()).unwrap()).unwrap();
+    std::fs::write(&trace, format!("{}\n{}\n", compact("CallToolRequest/call-tool-request.json"), compact("CallToolResultResponse/call-tool-result-response.json"))).unwrap();
+    let (_, rows) = parse(&trace, Format::JsonRpc, None);
+    let c = rows.of(Table::ToolCalls);
+    assert_eq!((c.len(), get(c[0], "tool_name"), get(c[0], "is_error")), (1, Some("get_weather"), Some("false")));
+    assert!(get(c[0], "ts_end").is_some());
+    assert_eq!(get(rows.of(Table::McpSessions)[0], "client_name"), Some("ExampleClient"));
+    // Every 2026-07-28 example that is a message is recognised; the schema
+    // fragments (params, results, capabilities, tools, error objects
+    // without the envelope) are out of scope (README, format table).
+    for f in files_under(&ex) {
+        let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
+        let message = v.get("jsonrpc").is_some();
+        assert_eq!(detect_format(&head) == Some(Format::JsonRpc), message, "{}", f.display());
+    }
+}
+
+/// The agentic-workflows gateway log: requests without ids pair with their
+/// server's responses in order; every tools/call is a call with the
+/// response the gateway logged next for that server.
+#[test]
+fn gateway_calls_pair_per_server_in_order() {
+    let Some(root) = shared() else { return };
+    let f = root.join("mcp/gh-aw/matt-riley-run-21986494867/mcp-logs/rpc-messages.jsonl");
+    let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
+    assert_eq!(detect_format(&head), Some(Format::McpGateway));
+    let (stats, rows) = parse(&f, Format::McpGateway, None);
+    assert_eq!((stats.parsed, stats.rejected), (stats.lines, 0));
+    // The raw lines, paired per server first-in first-out.
+    let mut open: BTreeMap<String, std::collections::VecDeque<(String, usize)>> = BTreeMap::new();
+    let mut want = Vec::new();
+    for (i, line) in std::fs::read_to_string(&f).unwrap().lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let server = v["server_id"].as_str().unwrap().to_string();
+        if v["type"] == "REQUEST" {
+            open.entry(server).or_default().push_back((v["payload"]["params"]["name"].as_str().unwrap_or("").to_string(), i + 1));
+        } else if let Some((tool, req_line)) = open.get_mut(&server).and_then(|q| q.pop_front()) {
+            if !tool.is_empty() {
+                want.push((server, tool, req_line as i64, (i + 1) as i64, v["payload"]["result"]["isError"].as_bool().unwrap_or(false)));
+            }
+        }
+    }
+    let mut got: Vec<_> = rows
+        .of(Table::ToolCalls)
+        .iter()
+        .map(|c| {
+            (get(c, "server_name").unwrap().to_string(), get(c, "tool_name").unwrap().to_string(), get(c, "source_line").unwrap().parse::<i64>().unwrap(),
+             get(c, "response_source_line").unwrap().parse::<i64>().unwrap(), get(c, "is_error") == Some("true"))
+        })
+        .collect();
+    got.sort_by_key(|g| g.2);
+    assert_eq!(got, want);
+    assert_eq!(want.len(), 3);
 }

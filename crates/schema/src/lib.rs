@@ -15,7 +15,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Bumped whenever a column is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 8;
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// The columns every row carries so that a finding can be followed back to the
 /// exact bytes of the raw log it came from.
@@ -205,6 +205,7 @@ impl Table {
                 col("package_version", Utf8, true, "Exact version requested; NULL when unpinned."),
                 col("package_pinned", Bool, true, "The launch named an exact version (not a tag like latest, a range, or nothing)."),
                 col("messages", Int64, false, "JSON-RPC messages seen in the session."),
+                col("session_source", Utf8, true, "What the session is keyed on, and so what its requests and responses were paired by (with the JSON-RPC id): recorded (a session id the trace carries: an MCP session id, an agent's session and server) or connection (none: the source file and server, one initialize to the next; the stateless 2026-07-28 protocol has no session). NULL: written by an older release."),
             ],
             Table::McpServerConfigs => vec![
                 TS,
@@ -243,7 +244,8 @@ impl Table {
                 col("response_source_line", Int64, true, "Line of the response in the same source file."),
                 col("recipients_observed", Bool, false, "Every address in the arguments is in intended_recipients. False when the log cut the request (truncated) or it held more addresses than are kept (100,000): a delivered recipient missing from the call is then not observed, not unintended."),
                 col("host_tool_name", Utf8, true, "The tool's name as the agent host recorded it (Claude Code mcp__mail__send_email), from which server_name and tool_name were split; NULL for wire traces, which name them separately."),
-                col("tool_name_split", Utf8, true, "exact, or ambiguous when host_tool_name splits more than one way (a server or tool name holding the separator: the first split is used; compare mcp_server_configs); NULL when not split."),
+                col("tool_name_split", Utf8, true, "exact, or ambiguous when host_tool_name splits more than one way (a server or tool name holding the separator: the first split is used; compare mcp_server_configs); not_recorded when the record did not name the server; NULL when not split."),
+                col("arguments_observed", Bool, true, "The record kept the call's arguments. False when it did not (telemetry without its opt-in, a gateway that drops values): the call's recipients are unknown, not none, and its deliveries are neither unintended nor unexplained (mail.intent_not_observable counts them). NULL: written by an older release."),
             ],
             Table::IntendedRecipients => vec![
                 TS,

@@ -19,19 +19,13 @@
 //! an MCP call (prompts, text, built-in tools, progress, snapshots) are
 //! skipped with their kind as the reason.
 
-use std::collections::{HashMap, VecDeque};
+use serde_json::Value;
 
-use serde_json::{json, Map, Value};
-
-use super::split_claude_code;
+use super::{bounded, content_blocks, split_claude_code, tools_call_request, tools_call_response, HostMessage, KeptResult, OpenCalls};
 use crate::collect::LineOutcome;
-use crate::mcp::{Body, Direction, HostContext, McpEvent, McpEventKind};
+use crate::mcp::{Direction, HostContext};
 use crate::time::parse_rfc3339;
 use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
-
-/// MCP calls remembered for pairing with their results; past it the oldest
-/// is forgotten (its result, if it comes, is skipped as unpaired).
-const MAX_OPEN_CALLS: usize = 100_000;
 
 /// A line of a Claude Code transcript or stream-json output (detection).
 pub fn looks_like(line: &str) -> bool {
@@ -63,31 +57,16 @@ pub struct ClaudeCodeParser {
     last_ts: Option<i64>,
     /// Claude Code's version, from the records or the stream-json init.
     version: Option<String>,
-    open: HashMap<String, OpenCall>,
-    order: VecDeque<String>,
+    open: OpenCalls<OpenCall>,
 }
 
 impl ClaudeCodeParser {
     pub fn new(info: &SourceInfo) -> Self {
-        ClaudeCodeParser { mtime_micros: info.mtime_unix.map(|s| s * 1_000_000), last_ts: None, version: None, open: HashMap::new(), order: VecDeque::new() }
-    }
-
-    fn remember(&mut self, id: String, call: OpenCall) {
-        if self.open.insert(id.clone(), call).is_none() {
-            self.order.push_back(id);
-        }
-        while self.open.len() > MAX_OPEN_CALLS {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.open.remove(&old);
-                }
-                None => break,
-            }
-        }
+        ClaudeCodeParser { mtime_micros: info.mtime_unix.map(|s| s * 1_000_000), last_ts: None, version: None, open: OpenCalls::default() }
     }
 
     fn context(&self, host_tool_name: Option<String>, split: Option<&'static str>) -> HostContext {
-        HostContext { client_name: Some("claude-code".into()), client_version: self.version.clone(), host_tool_name, tool_name_split: split }
+        HostContext { client_name: Some("claude-code".into()), client_version: self.version.clone(), host_tool_name, tool_name_split: split, ..Default::default() }
     }
 
     /// The MCP calls of an assistant record: one request per `tool_use`
@@ -100,25 +79,18 @@ impl ClaudeCodeParser {
             }
             let (Some(id), Some(name)) = (block.get("id").and_then(Value::as_str), block.get("name").and_then(Value::as_str)) else { continue };
             let Some(split) = split_claude_code(name) else { continue };
-            // `input` absent is "not recorded", which only an explicit null
-            // argument object would otherwise say: keep it absent.
-            let mut params = Map::new();
-            params.insert("name".into(), Value::String(split.tool.clone()));
-            if let Some(input) = block.get("input") {
-                params.insert("arguments".into(), input.clone());
-            }
-            let message = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": Value::Object(params)});
             let session = rec.session(&split.server);
-            self.remember(id.to_string(), OpenCall { server: split.server.clone(), session: session.clone() });
-            out.mcp(McpEvent {
+            self.open.insert(id.to_string(), OpenCall { server: split.server.clone(), session: session.clone() });
+            out.mcp(HostMessage {
                 ts: rec.ts,
                 pos: Pos { pointer: Some(format!("/message/content/{i}")), ..pos.clone() },
-                host: None,
-                server_name: split.server.clone(),
-                session_hint: session,
-                kind: McpEventKind::Message { direction: Direction::ClientToServer, body: Body::Json(message), truncated: false },
-                host_context: self.context(Some(name.to_string()), Some(split.quality())),
-            });
+                server: split.server.clone(),
+                session,
+                direction: Direction::ClientToServer,
+                message: tools_call_request(id, &split.tool, block.get("input").cloned()),
+                context: self.context(Some(name.to_string()), Some(split.quality())),
+            }
+            .event());
             n += 1;
         }
         n
@@ -130,8 +102,6 @@ impl ClaudeCodeParser {
         // `mcpMeta` in transcripts (2.1.19+), `tool_use_result` in stream-json;
         // `_meta` names the server (2026-07-28 `io.modelcontextprotocol/serverInfo`).
         let kept = rec.v.get("mcpMeta").or_else(|| rec.v.get("tool_use_result").filter(|v| v.is_object()));
-        let structured = kept.and_then(|m| m.get("structuredContent"));
-        let meta = kept.and_then(|m| m.get("_meta")).filter(|m| m.is_object());
         let mut n = 0;
         for (i, block) in rec.content().iter().enumerate() {
             if block.get("type").and_then(Value::as_str) != Some("tool_result") {
@@ -139,32 +109,22 @@ impl ClaudeCodeParser {
             }
             let Some(id) = block.get("tool_use_id").and_then(Value::as_str) else { continue };
             let Some(call) = self.open.remove(id) else { continue };
-            let content = match block.get("content") {
-                Some(Value::String(text)) => json!([{"type": "text", "text": text}]),
-                Some(v) => v.clone(),
-                None => json!([]),
+            let result = KeptResult {
+                content: content_blocks(block.get("content")),
+                structured: kept.and_then(|m| m.get("structuredContent")),
+                meta: kept.and_then(|m| m.get("_meta")),
+                is_error: block.get("is_error").and_then(Value::as_bool) == Some(true),
             };
-            let mut result = Map::new();
-            result.insert("content".into(), content);
-            if let Some(s) = structured {
-                result.insert("structuredContent".into(), s.clone());
-            }
-            if let Some(m) = meta {
-                result.insert("_meta".into(), m.clone());
-            }
-            if block.get("is_error").and_then(Value::as_bool) == Some(true) {
-                result.insert("isError".into(), Value::Bool(true));
-            }
-            let message = json!({"jsonrpc": "2.0", "id": id, "result": Value::Object(result)});
-            out.mcp(McpEvent {
+            out.mcp(HostMessage {
                 ts: rec.ts,
                 pos: Pos { pointer: Some(format!("/message/content/{i}")), ..pos.clone() },
-                host: None,
-                server_name: call.server,
-                session_hint: call.session,
-                kind: McpEventKind::Message { direction: Direction::ServerToClient, body: Body::Json(message), truncated: false },
-                host_context: self.context(None, None),
-            });
+                server: call.server,
+                session: call.session,
+                direction: Direction::ServerToClient,
+                message: tools_call_response(id, result),
+                context: self.context(None, None),
+            }
+            .event());
             n += 1;
         }
         n
@@ -216,7 +176,7 @@ impl Parser for ClaudeCodeParser {
             return out.reject(&line.pos, 1, "claude_code: record without a \"type\"".into(), line.bytes, None);
         };
         if let Some(ver) = v.get("version").or_else(|| v.get("claude_code_version")).and_then(Value::as_str) {
-            self.version = Some(ver.chars().take(64).collect());
+            self.version = Some(bounded(ver, 64));
         }
         let stamped = v.get("timestamp").and_then(Value::as_str).and_then(parse_rfc3339);
         if stamped.is_some() {
@@ -231,9 +191,9 @@ impl Parser for ClaudeCodeParser {
             return out.reject(&line.pos, 1, "claude_code: record without a timestamp, and the file has no modification time".into(), line.bytes, None);
         };
         let session = v.get("sessionId").or_else(|| v.get("session_id")).and_then(Value::as_str).map(|s| {
-            let s: String = s.chars().take(128).collect();
+            let s = bounded(s, 128);
             match v.get("agentId").and_then(Value::as_str).filter(|_| v.get("isSidechain").and_then(Value::as_bool) == Some(true)) {
-                Some(agent) => format!("{s}/agent-{}", agent.chars().take(64).collect::<String>()),
+                Some(agent) => format!("{s}/agent-{}", bounded(agent, 64)),
                 None => s,
             }
         });
