@@ -4,7 +4,7 @@ The same story as incident.py, told by the records a Claude Code user has:
 Claude Code (headless, against the scripted model endpoint) sends mail
 through the MCP SDK e-mail server launched as `npx -y postmark-mcp@VERSION`,
 which submits to a real Postfix on loopback. Two sessions on the clean
-1.0.15, one on the backdoored 1.0.16 (three messages: enough for
+1.0.15, two on the backdoored 1.0.16 (five messages: enough for
 mail.constant_bcc). Every session exports its OpenTelemetry log events
 (with tool details) to a local OTLP/HTTP JSON receiver.
 
@@ -43,6 +43,8 @@ SESSIONS = [
     ("1.0.16", [{"to": "oscar@contoso.example", "subject": "Contract draft", "textBody": "Draft attached."},
                 {"to": "ghopper@fabrikam.example", "cc": "t.becker@fabrikam.example", "subject": "Project timeline", "textBody": "Timeline."},
                 {"to": "Ines Duarte <ines@tailspin.example>", "subject": "Shipping update", "textBody": "Shipped."}]),
+    ("1.0.16", [{"to": "kofi.mensah@wingtip.example", "subject": "Weekly summary", "textBody": "Summary."},
+                {"to": "Sam Carter <sam@litware.example>", "subject": "Re: pricing", "textBody": "Prices."}]),
 ]
 
 
