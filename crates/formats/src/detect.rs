@@ -31,10 +31,12 @@ pub enum Format {
     JsonRpc,
     /// MCP gateway RPC message logs (GitHub Agentic Workflows `rpc-messages.jsonl`).
     McpGateway,
+    /// The VS Code MCP output channel (`[editor -> server]`, `[Client Says]`).
+    VsCode,
 }
 
 impl Format {
-    pub const ALL: [Format; 10] = [
+    pub const ALL: [Format; 11] = [
         Format::ClaudeDesktop,
         Format::JsonRpcJsonl,
         Format::Postfix,
@@ -45,6 +47,7 @@ impl Format {
         Format::OtlpJson,
         Format::JsonRpc,
         Format::McpGateway,
+        Format::VsCode,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +62,7 @@ impl Format {
             Format::OtlpJson => "otlp_json",
             Format::JsonRpc => "jsonrpc",
             Format::McpGateway => "mcp_gateway",
+            Format::VsCode => "vscode",
         }
     }
 
@@ -74,6 +78,7 @@ impl Format {
             Format::OtlpJson => crate::otel::looks_like(line),
             Format::JsonRpc => crate::jsonrpc::looks_like(line),
             Format::McpGateway => crate::gateway::looks_like(line),
+            Format::VsCode => crate::vscode::looks_like(line),
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod postfix;
 pub mod source;
 pub mod text;
 pub mod time;
+pub mod vscode;
 
 use std::sync::Arc;
 
@@ -216,5 +217,6 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::OtlpJson => Box::new(otel::OtlpJsonParser::new(info)),
         Format::JsonRpc => Box::new(jsonrpc::BareJsonRpcParser::new(info)),
         Format::McpGateway => Box::new(gateway::GatewayParser::new(info)),
+        Format::VsCode => Box::new(vscode::VsCodeParser::new(info)),
     }
 }

@@ -874,3 +874,32 @@ fn gateway_calls_pair_per_server_in_order() {
     assert_eq!(got, want);
     assert_eq!(want.len(), 3);
 }
+
+/// VS Code's MCP output channel, both generations: every JSON-RPC body
+/// (counted from the raw lines) is one message, the server is the one its
+/// `Starting server` line names, and the 2025-03 capture's call is paired.
+#[test]
+fn vscode_channels_match_the_raw_lines() {
+    let Some(root) = shared() else { return };
+    for f in files_under(&root.join("mcp/vscode")) {
+        let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
+        assert_eq!(detect_format(&head), Some(Format::VsCode), "{}", f.display());
+        let (stats, rows) = parse(&f, Format::VsCode, None);
+        assert_eq!(stats.rejected, 0, "{}: {stats:?}", f.display());
+        let text = std::fs::read_to_string(&f).unwrap();
+        let bodies = text.lines().filter(|l| ["[editor -> server] {", "[server -> editor] {", "[Client Says] {", "[Server Says] {"].iter().any(|t| l.contains(t))).count();
+        assert_eq!(rows.of(Table::McpMessages).len(), bodies, "{}", f.display());
+        if let Some(name) = text.lines().find_map(|l| l.split("] Starting server ").nth(1)).filter(|n| !n.starts_with("from ")) {
+            assert!(rows.of(Table::McpSessions).iter().all(|s| get(s, "server_name") == Some(name.trim())), "{}", f.display());
+        }
+    }
+    let (_, rows) = parse(&root.join("mcp/vscode/mcp-output.validate_username.2025-03-23.log"), Format::VsCode, None);
+    let c = rows.of(Table::ToolCalls);
+    assert_eq!((c.len(), get(c[0], "tool_name"), get(c[0], "is_error")), (1, Some("validate_username"), Some("false")));
+    assert_eq!(get(c[0], "ts"), Some("2025-03-23T16:38:00.970000Z"));
+    let (_, rows) = parse(&root.join("mcp/vscode/mcp-output.mcp-taskfile-server.vscode-1.129.1.2026-07-24.log"), Format::VsCode, None);
+    let s = rows.of(Table::McpSessions);
+    assert_eq!(s.len(), 1);
+    assert_eq!(get(s[0], "launch_command"), Some("/home/user/go/bin/mcp-taskfile-server"));
+    assert_eq!(get(s[0], "client_name"), Some("Visual Studio Code"));
+}
