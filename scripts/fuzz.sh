@@ -128,7 +128,12 @@ def pieces(b):
 BY_PATH = {
     "parse_claude_desktop": r"^(real-logs/mcp/.*\.log|sample-logs/mcp/.*)$",
     "parse_jsonrpc_jsonl": r"^(real-logs/mcp/.*\.(jsonl|ndjson)|sample-logs/wire/.*)$",
-    "parse_claude_code": r"^(real-logs/mcp/claude-code/.*\.jsonl|sample-logs/claude-code/.*)$",
+    "parse_claude_code": r"^(real-logs/mcp/claude-code/.*\.jsonl|sample-logs/claude-code/claude-code/.*)$",
+    "parse_codex": r"^real-logs/mcp/codex/.*$",
+    "parse_otlp_json": r"^(real-logs/otel/.*|sample-logs/claude-code/otel/.*)$",
+    "parse_jsonrpc": r"^real-logs/mcp/spec-examples/.*\.jsonl?$",
+    "parse_mcp_gateway": r"^real-logs/mcp/gh-aw/.*\.jsonl$",
+    "parse_vscode": r"^real-logs/mcp/vscode/.*$",
     "parse_postfix": r"^(real-logs/(postfix|exim|sendmail)/.*|sample-logs/postfix/.*)$",
     "parse_postmark": r"^(real-logs/(providers/postmark|postmark-incident)/.*\.jsonl?|sample-logs/postmark/.*)$",
 }

@@ -75,6 +75,11 @@ pub fn paths_for(format: Format) -> &'static [&'static str] {
         Format::Postfix => &["/var/log/mail.log"],
         Format::Postmark => &["/exports/postmark/outbound-messages.json"],
         Format::ClaudeCode => &["/home/u/.claude/projects/-work-proj/0ce8853f-aabe-488c-bbc2-a05f10b1cdc3.jsonl"],
+        Format::Codex => &["/home/u/.codex/sessions/2026/12/02/rollout-2026-12-02T16-19-16-01a2378d.jsonl"],
+        Format::OtlpJson => &["/var/log/otel/logs.jsonl"],
+        Format::JsonRpc => &["/var/log/mcp/mail.jsonl"],
+        Format::McpGateway => &["/runs/1/mcp-logs/rpc-messages.jsonl"],
+        Format::VsCode => &["/home/u/.config/Code/logs/window1/exthost/mcpServer.mail.log"],
     }
 }
 
