@@ -80,6 +80,7 @@ pub fn paths_for(format: Format) -> &'static [&'static str] {
         Format::JsonRpc => &["/var/log/mcp/mail.jsonl"],
         Format::McpGateway => &["/runs/1/mcp-logs/rpc-messages.jsonl"],
         Format::VsCode => &["/home/u/.config/Code/logs/window1/exthost/mcpServer.mail.log"],
+        Format::Copilot => &["/home/u/.copilot/session-state/049410b4-c1df-44ee-87a5-caa1c349091e/events.jsonl"],
     }
 }
 

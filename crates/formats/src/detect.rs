@@ -33,10 +33,12 @@ pub enum Format {
     McpGateway,
     /// The VS Code MCP output channel (`[editor -> server]`, `[Client Says]`).
     VsCode,
+    /// GitHub Copilot CLI session events (`session-state/<id>/events.jsonl`).
+    Copilot,
 }
 
 impl Format {
-    pub const ALL: [Format; 11] = [
+    pub const ALL: [Format; 12] = [
         Format::ClaudeDesktop,
         Format::JsonRpcJsonl,
         Format::Postfix,
@@ -48,6 +50,7 @@ impl Format {
         Format::JsonRpc,
         Format::McpGateway,
         Format::VsCode,
+        Format::Copilot,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +66,7 @@ impl Format {
             Format::JsonRpc => "jsonrpc",
             Format::McpGateway => "mcp_gateway",
             Format::VsCode => "vscode",
+            Format::Copilot => "copilot",
         }
     }
 
@@ -79,6 +83,7 @@ impl Format {
             Format::JsonRpc => crate::jsonrpc::looks_like(line),
             Format::McpGateway => crate::gateway::looks_like(line),
             Format::VsCode => crate::vscode::looks_like(line),
+            Format::Copilot => crate::agents::copilot::looks_like(line),
         }
     }
 }

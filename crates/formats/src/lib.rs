@@ -218,5 +218,6 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::JsonRpc => Box::new(jsonrpc::BareJsonRpcParser::new(info)),
         Format::McpGateway => Box::new(gateway::GatewayParser::new(info)),
         Format::VsCode => Box::new(vscode::VsCodeParser::new(info)),
+        Format::Copilot => Box::new(agents::copilot::CopilotParser::new(info)),
     }
 }

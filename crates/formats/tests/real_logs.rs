@@ -116,6 +116,8 @@ fn every_real_file_accounts_for_every_line() {
                 Some(Format::ClaudeCode)
             } else if rel.starts_with("mcp/codex") {
                 Some(Format::Codex)
+            } else if rel.starts_with("mcp/copilot-cli") && rel.ends_with("events.jsonl") {
+                Some(Format::Copilot)
             } else {
                 None
             };
@@ -902,4 +904,22 @@ fn vscode_channels_match_the_raw_lines() {
     assert_eq!(s.len(), 1);
     assert_eq!(get(s[0], "launch_command"), Some("/home/user/go/bin/mcp-taskfile-server"));
     assert_eq!(get(s[0], "client_name"), Some("Visual Studio Code"));
+}
+
+/// Copilot CLI 1.0.78 session events: every event accounted for, nothing
+/// rejected, and the built-in tools of the samples (view, grep) are not
+/// MCP calls.
+#[test]
+fn copilot_events_account_for_every_line() {
+    let Some(root) = shared() else { return };
+    let files: Vec<_> = files_under(&root.join("mcp/copilot-cli")).into_iter().filter(|f| f.ends_with("events.jsonl")).collect();
+    assert_eq!(files.len(), 4);
+    let mut starts = 0;
+    for f in files {
+        let (stats, rows) = parse(&f, Format::Copilot, None);
+        assert_eq!((stats.rejected, stats.parsed), (0, 0), "{}: {stats:?}", f.display());
+        assert!(rows.of(Table::ToolCalls).is_empty());
+        starts += stats.skipped_reasons.get("copilot: Copilot's own tool (no MCP server named)").copied().unwrap_or(0);
+    }
+    assert_eq!(starts, 6, "three built-in calls, each start and end");
 }

@@ -11,6 +11,7 @@
 
 pub mod claude_code;
 pub mod codex;
+pub mod copilot;
 
 use std::collections::{HashMap, VecDeque};
 
