@@ -35,10 +35,12 @@ pub enum Format {
     VsCode,
     /// GitHub Copilot CLI session events (`session-state/<id>/events.jsonl`).
     Copilot,
+    /// Gemini CLI chat recordings (legacy document and JSON Lines) and `-o stream-json` output.
+    GeminiCli,
 }
 
 impl Format {
-    pub const ALL: [Format; 12] = [
+    pub const ALL: [Format; 13] = [
         Format::ClaudeDesktop,
         Format::JsonRpcJsonl,
         Format::Postfix,
@@ -51,6 +53,7 @@ impl Format {
         Format::McpGateway,
         Format::VsCode,
         Format::Copilot,
+        Format::GeminiCli,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Format {
             Format::McpGateway => "mcp_gateway",
             Format::VsCode => "vscode",
             Format::Copilot => "copilot",
+            Format::GeminiCli => "gemini_cli",
         }
     }
 
@@ -84,6 +88,7 @@ impl Format {
             Format::McpGateway => crate::gateway::looks_like(line),
             Format::VsCode => crate::vscode::looks_like(line),
             Format::Copilot => crate::agents::copilot::looks_like(line),
+            Format::GeminiCli => crate::agents::gemini::looks_like(line),
         }
     }
 }
@@ -116,6 +121,9 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
     }
     if crate::otel::looks_like_document(&text) {
         return Some(Format::OtlpJson);
+    }
+    if crate::agents::gemini::looks_like_document(&text) {
+        return Some(Format::GeminiCli);
     }
     if crate::jsonrpc::looks_like_document(&text) {
         return Some(Format::JsonRpc);

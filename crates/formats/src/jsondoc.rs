@@ -270,6 +270,11 @@ impl Assembler {
         }
     }
 
+    /// No record is open: the next line starts a new one (or is outside any).
+    pub fn is_idle(&self) -> bool {
+        self.start.is_none()
+    }
+
     /// End of file: an unterminated document is rejected.
     pub fn finish(&mut self, what: &str, out: &mut dyn Emit) {
         if let Some(pos) = self.start.take() {

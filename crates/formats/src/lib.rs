@@ -219,5 +219,6 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::McpGateway => Box::new(gateway::GatewayParser::new(info)),
         Format::VsCode => Box::new(vscode::VsCodeParser::new(info)),
         Format::Copilot => Box::new(agents::copilot::CopilotParser::new(info)),
+        Format::GeminiCli => Box::new(agents::gemini::GeminiParser::new(info)),
     }
 }

@@ -116,6 +116,8 @@ fn every_real_file_accounts_for_every_line() {
                 Some(Format::ClaudeCode)
             } else if rel.starts_with("mcp/codex") {
                 Some(Format::Codex)
+            } else if rel.starts_with("mcp/gemini-cli") {
+                Some(Format::GeminiCli)
             } else if rel.starts_with("mcp/copilot-cli") && rel.ends_with("events.jsonl") {
                 Some(Format::Copilot)
             } else {
@@ -922,4 +924,29 @@ fn copilot_events_account_for_every_line() {
         starts += stats.skipped_reasons.get("copilot: Copilot's own tool (no MCP server named)").copied().unwrap_or(0);
     }
     assert_eq!(starts, 6, "three built-in calls, each start and end");
+}
+
+/// Gemini CLI: the legacy chat recording and the stream-json console
+/// capture parse with nothing rejected; their calls (Gemini CLI's own
+/// `run_shell_command` / `read_file`) are no MCP calls. An MCP call in the
+/// same stream-json shape is one answered call.
+#[test]
+fn gemini_records_account_for_every_line() {
+    let Some(root) = shared() else { return };
+    for rel in ["mcp/gemini-cli/agent-history/gemini-session-01.json", "mcp/gemini-cli/memex_cli/gemini_out.txt"] {
+        let (stats, rows) = parse(&root.join(rel), Format::GeminiCli, None);
+        assert_eq!(stats.rejected, 0, "{rel}: {stats:?}");
+        assert!(rows.of(Table::ToolCalls).is_empty(), "{rel}");
+    }
+    // The capture's own lines, with one tool renamed to an MCP tool.
+    let text = std::fs::read_to_string(root.join("mcp/gemini-cli/memex_cli/gemini_out.txt")).unwrap().replace("\"read_file\"", "\"mcp_files_read_file\"");
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("gemini_out.txt");
+    std::fs::write(&f, &text).unwrap();
+    let (_, rows) = parse(&f, Format::GeminiCli, None);
+    let calls = rows.of(Table::ToolCalls);
+    let want = text.lines().filter(|l| l.contains("\"mcp_files_read_file\"")).count();
+    assert_eq!(calls.len(), want);
+    assert!(calls.iter().all(|c| get(c, "server_name") == Some("files") && get(c, "tool_name") == Some("read_file") && get(c, "ts_end").is_some()));
+    assert!(calls.iter().all(|c| get(c, "session_id") == Some("dfa4182a-d2da-4dc7-9080-fa2d39bba588/files")));
 }

@@ -12,6 +12,7 @@
 pub mod claude_code;
 pub mod codex;
 pub mod copilot;
+pub mod gemini;
 
 use std::collections::{HashMap, VecDeque};
 
