@@ -141,11 +141,11 @@ impl Parser for BareJsonRpcParser {
     }
 
     fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit) {
-        let mut docs: Vec<(String, Pos, u64)> = Vec::new();
-        self.doc.line(line, "jsonrpc", out, &mut |d, _| docs.push((d.text.to_string(), d.pos.clone(), d.lines)));
-        for (text, pos, lines) in docs {
-            self.record(Document { text: &text, pos, lines, pointer: None, streamed: false }, out);
-        }
+        // The assembler is taken out while its documents are read, so each
+        // is handed to `record` without a copy.
+        let mut doc = std::mem::take(&mut self.doc);
+        doc.line(line, "jsonrpc", out, &mut |d, out| self.record(d, out));
+        self.doc = doc;
     }
 
     fn finish(&mut self, out: &mut dyn Emit) {

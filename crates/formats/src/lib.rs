@@ -29,6 +29,8 @@ pub mod package;
 pub mod postmark;
 pub mod postfix;
 pub mod source;
+#[cfg(test)]
+mod test_rows;
 pub mod text;
 pub mod time;
 pub mod vscode;

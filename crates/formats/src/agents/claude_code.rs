@@ -208,44 +208,17 @@ impl Parser for ClaudeCodeParser {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
     use mcpf_schema::Table;
 
-    use crate::collect::Provenance;
-    use crate::{parse_reader, Format, RowSink, SourceInfo, SourceStats, Val};
-
-    /// Rows of the tables a transcript feeds, as column -> text (non-null cells).
-    #[derive(Default)]
-    struct Rows(Vec<(Table, BTreeMap<&'static str, String>)>);
-    impl RowSink for Rows {
-        fn row(&mut self, t: Table, vals: &[Val<'_>]) {
-            let cells = t.columns_static().iter().zip(vals).filter_map(|(c, v)| {
-                let text = match v {
-                    Val::Str(s) => s.map(str::to_string),
-                    Val::Int(i) => i.map(|x| x.to_string()),
-                    Val::Bool(b) => b.map(|x| x.to_string()),
-                    Val::Ts(t) => t.map(|x| x.to_string()),
-                    Val::Float(f) => f.map(|x| x.to_string()),
-                }?;
-                Some((c.name, text))
-            });
-            self.0.push((t, cells.collect()));
-        }
-    }
+    use crate::test_rows::Rows;
+    use crate::{Format, SourceStats};
 
     fn parse(text: &str, mtime: Option<i64>) -> (SourceStats, Rows) {
-        let info = SourceInfo::new("/home/u/.claude/projects/-w/s.jsonl", mtime);
-        let prov = Provenance { format: Format::ClaudeCode, file: info.path.clone(), ingest_id: Arc::from("t") };
-        let mut rows = Rows::default();
-        let out = parse_reader(Box::new(std::io::Cursor::new(text.as_bytes().to_vec())), Format::ClaudeCode, &info, prov, 0, &mut rows, None);
-        assert!(out.stats.balanced(), "{:?}", out.stats);
-        (out.stats, rows)
+        crate::test_rows::parse(Format::ClaudeCode, "/home/u/.claude/projects/-w/s.jsonl", text, mtime)
     }
 
-    fn of(rows: &Rows, t: Table) -> Vec<&BTreeMap<&'static str, String>> {
-        rows.0.iter().filter(|(tt, _)| *tt == t).map(|(_, m)| m).collect()
+    fn of(rows: &Rows, t: Table) -> Vec<&std::collections::BTreeMap<&'static str, String>> {
+        rows.of(t)
     }
 
     const CALL: &str = r#"{"parentUuid":"p1","isSidechain":false,"type":"assistant","uuid":"a1","timestamp":"2026-12-02T09:59:04.613Z","sessionId":"S1","version":"2.1.328","message":{"role":"assistant","content":[{"type":"text","text":"sending"},{"type":"tool_use","id":"toolu_1","name":"mcp__mail__send_email","input":{"to":["alice@example.com"],"cc":"bob@example.com"}},{"type":"tool_use","id":"toolu_2","name":"Read","input":{"file_path":"/x"}}]}}"#;

@@ -146,11 +146,11 @@ impl Parser for GeminiParser {
         if !t.starts_with(b"{") && !array && !t.is_empty() && self.doc.is_idle() {
             return out.account(&line.pos, 1, LineOutcome::Skipped("gemini_cli: console text (not a JSON record)"));
         }
-        let mut docs: Vec<(String, Pos, u64)> = Vec::new();
-        self.doc.line(line, "gemini_cli", out, &mut |d, _| docs.push((d.text.to_string(), d.pos.clone(), d.lines)));
-        for (text, pos, lines) in docs {
-            self.record(Document { text: &text, pos, lines, pointer: None, streamed: false }, out);
-        }
+        // The assembler is taken out while its documents are read, so each
+        // is handed to `record` without a copy.
+        let mut doc = std::mem::take(&mut self.doc);
+        doc.line(line, "gemini_cli", out, &mut |d, out| self.record(d, out));
+        self.doc = doc;
     }
 
     fn finish(&mut self, out: &mut dyn Emit) {
