@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback_http import LoopbackServer, QuietHandler
 
 CLOSING_TEXT = "Done."
 
@@ -27,19 +28,14 @@ def _usage() -> dict:
     return {"input_tokens": 100, "output_tokens": 20, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
 
 
-class ScriptedModel:
+class ScriptedModel(LoopbackServer):
     def __init__(self, steps: list[dict]):
         self.steps = steps
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         model = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
+        class Handler(QuietHandler):
             def do_HEAD(self):
                 self.send_response(200)
                 self.send_header("content-length", "0")
@@ -49,11 +45,7 @@ class ScriptedModel:
                 self._json({})
 
             def do_POST(self):
-                n = int(self.headers.get("content-length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(n) or b"{}")
-                except ValueError:
-                    body = {}
+                _, body = self.read_json()
                 path = self.path.split("?")[0]
                 with model._lock:
                     model.requests.append({"path": path, "body": body})
@@ -69,13 +61,7 @@ class ScriptedModel:
                                 "content": content, "stop_reason": stop, "stop_sequence": None, "usage": _usage()})
 
             def _json(self, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("request-id", "req_" + uuid.uuid4().hex[:20])
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(obj, headers={"request-id": "req_" + uuid.uuid4().hex[:20]})
 
             def _stream(self, model_name, content, stop):
                 self.send_response(200)
@@ -108,8 +94,7 @@ class ScriptedModel:
                 event("message_stop", {"type": "message_stop"})
                 self.close_connection = True
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._serve(Handler)
 
     def answer(self, body: dict) -> tuple[list[dict], str]:
         """The content blocks and stop reason of the next assistant turn."""
@@ -121,14 +106,6 @@ class ScriptedModel:
             call = step["tool_use"]
             return [{"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": call["name"], "input": call.get("input", {})}], "tool_use"
         return [{"type": "text", "text": step["text"]}], "end_turn"
-
-    def __enter__(self) -> "ScriptedModel":
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 def _msg_id() -> str:

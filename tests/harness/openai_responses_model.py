@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback_http import LoopbackServer, QuietHandler
 
 CLOSING_TEXT = "Done."
 
@@ -38,42 +39,25 @@ def _item(step: dict) -> dict:
             "content": [{"type": "output_text", "text": step.get("text", CLOSING_TEXT), "annotations": []}]}
 
 
-class ScriptedResponses:
+class ScriptedResponses(LoopbackServer):
     def __init__(self, steps: list[dict]):
         self.steps = steps
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         model = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self):
-                self._json({"data": [], "models": []})
+                self.send_json({"data": [], "models": []})
 
             def do_POST(self):
-                n = int(self.headers.get("content-length") or 0)
-                try:
-                    body = json.loads(self.rfile.read(n) or b"{}")
-                except ValueError:
-                    body = {}
+                _, body = self.read_json()
                 path = self.path.split("?")[0]
                 with model._lock:
                     model.requests.append({"path": path, "body": body})
                 if not path.endswith("/responses"):
-                    return self._json({})
+                    return self.send_json({})
                 self._stream(model.answer(body))
-
-            def _json(self, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
             def _stream(self, item: dict):
                 rid = "resp_" + uuid.uuid4().hex[:24]
@@ -90,9 +74,7 @@ class ScriptedResponses:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._serve(Handler)
 
     def answer(self, body: dict) -> dict:
         """The step for this request: one per tool output already in its input."""
@@ -101,10 +83,3 @@ class ScriptedResponses:
         step = self.steps[done] if done < len(self.steps) else {"text": CLOSING_TEXT}
         return _item(step)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()

@@ -15,26 +15,21 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from loopback_http import LoopbackServer, QuietHandler
 
-class OtlpFileReceiver:
+
+class OtlpFileReceiver(LoopbackServer):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.requests: list[str] = []
         self._lock = threading.Lock()
         rx = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # quiet
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
-                n = int(self.headers.get("content-length") or 0)
-                raw = self.rfile.read(n)
+                raw, _ = self.read_json()
                 signal = self.path.rstrip("/").rsplit("/", 1)[-1]
                 ok = signal in ("logs", "traces", "metrics") and "json" in (self.headers.get("content-type") or "")
                 if ok:
@@ -47,24 +42,10 @@ class OtlpFileReceiver:
                         rx.requests.append(signal)
                         with open(rx.file_for(signal), "a", encoding="utf-8") as f:
                             f.write(json.dumps(body, separators=(",", ":"), ensure_ascii=False) + "\n")
-                data = b"{}" if ok else b'{"error":"expected OTLP/HTTP JSON"}'
-                self.send_response(200 if ok else 415)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json({} if ok else {"error": "expected OTLP/HTTP JSON"}, 200 if ok else 415)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._serve(Handler)
 
     def file_for(self, signal: str) -> Path:
         return self.path.with_name(f"{self.path.stem}.{signal}{self.path.suffix}")
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._server.shutdown()
-        self._server.server_close()
