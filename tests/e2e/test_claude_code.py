@@ -13,8 +13,6 @@ default): its calls' arguments are not observed.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -25,38 +23,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HARNESS = ROOT / "tests" / "harness"
 sys.path.insert(0, str(HARNESS))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import claude_code_agent  # noqa: E402
 import postfix_lab  # noqa: E402
+from agent_runs import ATTACKER, BIN, SENDS, cli, ingest_and_detect, rows  # noqa: E402
 import postmark_export  # noqa: E402
 
-BIN = os.environ.get("MCPF_BIN", str(Path.home() / ".cache/mcp-forensics/target/debug/mcp-forensics"))
-ATTACKER = "phan@giftshop.club"
-SENDS = {
-    "1.0.15": [
-        [{"to": "dana.whitfield@northwind.example", "subject": "Quarterly report", "textBody": "Attached."},
-         {"to": "Mei Lin <mei.lin@contoso.example>", "cc": "manager@corp.example", "subject": "Meeting notes", "textBody": "Notes."}],
-        [{"to": "raj.patel@northwind.example", "subject": "Invoice question", "textBody": "Which invoice?"}],
-    ],
-    "1.0.16": [
-        [{"to": "oscar@contoso.example", "subject": "Contract draft", "textBody": "Draft attached."},
-         {"to": "ghopper@fabrikam.example", "cc": "t.becker@fabrikam.example", "subject": "Project timeline", "textBody": "Timeline."},
-         {"to": "ines@tailspin.example", "subject": "Shipping update", "textBody": "Shipped."}],
-        [{"to": "kofi.mensah@wingtip.example", "subject": "Weekly summary", "textBody": "Summary."},
-         {"to": "sam@litware.example", "subject": "Re: pricing", "textBody": "Prices."}],
-    ],
-}
 TOOL = "mcp__postmark__sendEmail"
 # Sent with telemetry but without OTEL_LOG_TOOL_DETAILS, after the others.
 BLIND = [{"to": "lena.novak@adventure-works.example", "subject": "Catalogue", "textBody": "Catalogue attached."},
          {"to": "yuki.tanaka@proseware.example", "subject": "Visit", "textBody": "See you."}]
-
-
-def cli(*args: str) -> subprocess.CompletedProcess:
-    r = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=300)
-    if r.returncode != 0:
-        raise AssertionError(f"{args} exited {r.returncode}: {r.stderr}")
-    return r
 
 
 run_blind: dict = {}
@@ -100,15 +77,6 @@ def run(tmp_path_factory):
     transcripts = sorted((home / ".claude" / "projects").glob("*/*.jsonl"))
     return out, transcripts, lab.log_path, sessions
 
-
-def ingest_and_detect(out: Path, name: str, *paths: Path) -> tuple[Path, list]:
-    lake = out / name
-    cli("ingest", "--lake", str(lake), *map(str, paths))
-    return lake, json.loads(cli("detect", "--lake", str(lake), "--format", "json").stdout)
-
-
-def rows(lake: Path, sql: str) -> list[dict]:
-    return [json.loads(l) for l in cli("sql", "--lake", str(lake), "--format", "jsonl", sql).stdout.splitlines() if l.strip()]
 
 
 def test_claude_code_wrote_one_transcript_per_session(run):
