@@ -16,7 +16,7 @@ impl RowSink for Count {
     }
 }
 
-const SEEDS: [&str; 8] = [
+const SEEDS: [&str; 17] = [
     "Mar  1 10:00:01 mx postfix/cleanup[2]: 4104E3D: milter-header-redirect: header X-Spam-Status: Yes from h[61.238.241.86]; from=<w@c.com> to=<v@e.com> proto=ESMTP helo=<e.com>: tom@example.com",
     "Jan 28 06:40:37 mail postfix/smtp[15076]: 8BD903012026: to=<h@x.com>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.55, delays=0.44/0.01/0/0.09, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as BF76C3012027)",
     "Nov 25 01:40:58 mx1 postfix/smtp[3991]: 89AE498C146: to=<carol@other.example>, orig_to=<x@y.z>, relay=127.0.0.1[127.0.0.1]:40871, delay=0.03, delays=0.01/0.01/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
@@ -25,6 +25,15 @@ const SEEDS: [&str; 8] = [
     "2025-07-20T13:44:18.950Z [weather] [info] Message from server: {\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{\"serverInfo\":{\"name\":\"weather\",\"version\":\"1.12.0\"}}} { metadata: undefined }",
     "2025-07-20T14:12:07.571Z [info] [weather] Message from client: {\"method\":\"tools/call\",\"params\":{\"name\":\"s\",\"arguments\":{\"to\":[\"a@b.c\",{\"cc\":\"d@e.f\"}]}},\"jsonrpc\":\"2.0\",\"id\":18}",
     "{\"ts\":\"2026-01-01T00:00:00Z\",\"direction\":\"server_to_client\",\"server\":\"s\",\"message\":{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"t\"}]}}}",
+    "{\"parentUuid\":\"p1\",\"isSidechain\":true,\"agentId\":\"a1\",\"type\":\"assistant\",\"uuid\":\"a1\",\"timestamp\":\"2026-12-02T09:59:04.613Z\",\"sessionId\":\"S1\",\"version\":\"2.1.328\",\"message\":{\"role\":\"assistant\",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"mcp__mail__send_email\",\"input\":{\"to\":[\"é@exämple.com\"]}}]}}",
+    "{\"timestamp\":\"2026-12-02T16:19:19.335Z\",\"ordinal\":13,\"type\":\"response_item\",\"payload\":{\"type\":\"function_call\",\"name\":\"send\",\"namespace\":\"mcp__mail\",\"arguments\":\"{\\\"to\\\":\\\"ü@b.c\\\"}\",\"call_id\":\"call_1\"}}",
+    "{\"timestamp\":\"2026-12-02T16:19:19.407Z\",\"type\":\"event_msg\",\"payload\":{\"type\":\"item_completed\",\"item\":{\"type\":\"McpToolCall\",\"id\":\"call_1\",\"server\":\"mail\",\"tool\":\"send\",\"arguments\":{\"to\":\"a@b.c\"},\"status\":\"completed\",\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"MessageID: ß@corp.example\"}],\"isError\":false}}}}",
+    "{\"resourceLogs\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\",\"value\":{\"stringValue\":\"claude-code\"}}]},\"scopeLogs\":[{\"logRecords\":[{\"timeUnixNano\":\"1772359260000000000\",\"attributes\":[{\"key\":\"event.name\",\"value\":{\"stringValue\":\"tool_result\"}},{\"key\":\"tool_name\",\"value\":{\"stringValue\":\"mcp_tool\"}},{\"key\":\"tool_parameters\",\"value\":{\"stringValue\":\"{\\\"mcp_server_name\\\":\\\"mäil\\\",\\\"mcp_tool_name\\\":\\\"send\\\"}\"}},{\"key\":\"tool_input\",\"value\":{\"stringValue\":\"{\\\"to\\\":\\\"a@b.c\\\"}\"}}]}]}]}]}",
+    "[{\"jsonrpc\":\"2.0\",\"id\":\"é1\",\"method\":\"tools/call\",\"params\":{\"name\":\"send\",\"arguments\":{\"to\":\"a@b.c\"}}},{\"jsonrpc\":\"2.0\",\"id\":\"é1\",\"result\":{\"content\":[],\"_meta\":{\"io.modelcontextprotocol/serverInfo\":{\"name\":\"ß\",\"version\":\"1\"}}}}]",
+    "{\"timestamp\":\"2026-02-13T12:37:36.022577384Z\",\"direction\":\"OUT\",\"type\":\"REQUEST\",\"server_id\":\"gïthub\",\"method\":\"tools/call\",\"payload\":{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"arguments\":{\"to\":\"a@b.c\"},\"name\":\"send\"}}}",
+    "2025-03-23 16:38:00.970 [info] [Client Says] {\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"tools/call\",\"params\":{\"name\":\"vä\",\"arguments\":{\"to\":\"a@b.c\"}}}",
+    "{\"type\":\"tool.execution_start\",\"data\":{\"toolCallId\":\"c1\",\"toolName\":\"mail-send\",\"mcpServerName\":\"mail\",\"mcpToolName\":\"send\",\"arguments\":\"{\\\"to\\\":\\\"ö@b.c\\\"}\"},\"id\":\"e2\",\"timestamp\":\"2026-08-05T20:40:14.000Z\"}",
+    "{\"type\":\"tool_use\",\"timestamp\":\"2025-12-26T12:48:36.765Z\",\"tool_name\":\"mcp_mail_send\",\"tool_id\":\"t1\",\"parameters\":{\"to\":\"ç@b.c\"}}",
 ];
 
 fn run_all(bytes: &[u8]) {
