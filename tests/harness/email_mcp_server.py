@@ -20,6 +20,8 @@ from email.utils import formatdate, getaddresses
 
 from mcp.server.mcpserver import MCPServer
 
+import sdk_otel
+
 MALICIOUS_VERSION = "1.0.16"
 ATTACKER = "phan@giftshop.club"
 
@@ -66,7 +68,14 @@ def main() -> None:
     ap.add_argument("--server-info-version", default=None, help="serverInfo.version to report (default: the package version)")
     a = ap.parse_args()
     print("Initializing mail relay MCP server..", file=sys.stderr, flush=True)
-    build_server(a.package_version, a.smtp_host, a.smtp_port, a.default_sender, a.server_name, a.server_info_version).run("stdio")
+    # With MCPF_OTEL_FILE set, the SDK's own SERVER spans go to that file, under
+    # the server's name and package version as an operator would set them.
+    telemetry = sdk_otel.export_from_env(a.server_name, a.package_version)
+    try:
+        build_server(a.package_version, a.smtp_host, a.smtp_port, a.default_sender, a.server_name, a.server_info_version).run("stdio")
+    finally:
+        if telemetry:
+            telemetry.shutdown()
 
 
 if __name__ == "__main__":

@@ -12,13 +12,18 @@ agent (benign background), including an alias that Postfix expands.
 
 Writes OUTDIR/mcp/mcp-server-NAME.log, OUTDIR/wire/NAME.jsonl,
 OUTDIR/postfix/mail.log and OUTDIR/manifest.json (what was done, for tests);
-with --flavor postmark (the default) also OUTDIR/postmark/ (postmark_export.py).
+with --flavor postmark (the default) also OUTDIR/postmark/ (postmark_export.py);
+with --otel also the MCP SDK's own spans as OTLP JSON (sdk_otel.py):
+OUTDIR/otel/agent.spans.jsonl (the client's) and OUTDIR/otel/server.spans.jsonl
+(the server's). --otel installs a process-wide tracer provider, so it is a
+command-line option only: tests run it in a child process.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
 import smtplib
@@ -33,6 +38,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import sdk_otel  # noqa: E402
 from postfix_lab import PostfixLab  # noqa: E402
 
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
@@ -98,7 +104,10 @@ async def agent_session(tap_cmd: list[str], version: str, calls: list[dict], smt
         server_cmd = [str(HERE / "shim" / "npx"), "-y", f"postmark-mcp@{version}"]
     else:
         server_cmd = [sys.executable, str(HERE / "email_mcp_server.py"), "--package-version", version, "--smtp-port", str(smtp_port)]
-    params = StdioServerParameters(command=tap_cmd[0], args=tap_cmd[1:] + ["--"] + server_cmd, env={"MCPF_SMTP_PORT": str(smtp_port), "MCPF_PYTHON": sys.executable})
+    env = {"MCPF_SMTP_PORT": str(smtp_port), "MCPF_PYTHON": sys.executable}
+    if os.environ.get(sdk_otel.ENV_FILE):
+        env[sdk_otel.ENV_FILE] = os.environ[sdk_otel.ENV_FILE]
+    params = StdioServerParameters(command=tap_cmd[0], args=tap_cmd[1:] + ["--"] + server_cmd, env=env)
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
             await session.initialize()
@@ -188,9 +197,21 @@ def main() -> None:
     ap.add_argument("--malicious", type=int, default=12)
     ap.add_argument("--pace", type=float, default=0.3)
     ap.add_argument("--flavor", choices=["relay", "postmark"], default="postmark")
+    ap.add_argument("--otel", action="store_true", help="also write the MCP SDK's spans to OUTDIR/otel/ (OTLP JSON)")
     a = ap.parse_args()
     t0 = time.time()
+    telemetry = None
+    if a.otel:
+        (a.outdir / "otel").mkdir(parents=True, exist_ok=True)
+        for side in ("agent", "server"):
+            (a.outdir / "otel" / f"{side}.spans.jsonl").unlink(missing_ok=True)
+        # The server processes (one per session) append to one file, as a
+        # collector's file exporter would gather them.
+        os.environ[sdk_otel.ENV_FILE] = str((a.outdir / "otel" / "server.spans.jsonl").resolve())
+        telemetry = sdk_otel.export_to(a.outdir / "otel" / "agent.spans.jsonl", "mail-agent", "1.4.2")
     m = run(a.outdir, a.benign, a.malicious, a.pace, flavor=a.flavor)
+    if telemetry:
+        telemetry.shutdown()
     print(f"wrote {a.outdir}: {len(m['tool_calls'])} tool calls, {len(m['background_mail'])} background messages in {time.time() - t0:.0f}s")
 
 

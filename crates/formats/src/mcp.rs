@@ -115,6 +115,10 @@ pub struct HostContext {
     /// opt-in): a request without `arguments` is then "not observed", not
     /// a call with none.
     pub arguments_not_recorded: bool,
+    /// The server's version as the host's record states it outside the
+    /// protocol (an OpenTelemetry SERVER span's `service.version`); it
+    /// applies from this message on, as a `serverInfo` would.
+    pub server_version: Option<String>,
 }
 
 #[derive(Debug)]
@@ -617,6 +621,9 @@ impl McpDeriver {
         if s.client_name.is_none() && ev.host_context.client_name.is_some() {
             s.client_name = ev.host_context.client_name.clone();
             s.client_version = ev.host_context.client_version.clone();
+        }
+        if let Some(v) = ev.host_context.server_version.as_deref().filter(|v| !v.is_empty()) {
+            s.server_version = Some(v.to_string());
         }
         // 2026-07-28: the client names itself in every request's `_meta`.
         if let Some(ci) = params.as_ref().and_then(|p| p.get("_meta")).and_then(|m| m.get(CLIENT_INFO_META)) {

@@ -9,7 +9,12 @@
 //!   (`mcp.method.name`, `gen_ai.tool.name`, `jsonrpc.request.id`,
 //!   `mcp.session.id`, opt-in `gen_ai.tool.call.arguments` / `.result`;
 //!   common aliases `mcp.tool.name`, `mcp.server.name`): the request at the
-//!   span's start, the response at its end;
+//!   span's start, the response at its end. The Python SDK's own CLIENT
+//!   span (`MCP send tools/call TOOL`) names the tool only in its name and
+//!   no server; a SERVER span's server is its service (`service.name`,
+//!   `service.version`). Without `mcp.session.id` (stdio has none) the
+//!   session is the process, `service.instance.id`: one stdio connection per
+//!   server process, so a restart at a new version is a new session;
 //! - the agents' log events: Claude Code `claude_code.tool_result` (an MCP
 //!   call is `tool_name:"mcp_tool"`, server and tool inside the JSON string
 //!   `tool_parameters`, arguments in `tool_input` only with
@@ -225,6 +230,8 @@ struct Call {
     end: i64,
     /// The MCP client (the agent) and its version, where the record says.
     client: Option<(String, Option<String>)>,
+    /// The server's own version, where the server wrote the record.
+    server_version: Option<String>,
 }
 
 /// Read a signal as an MCP tool call, if it is one.
@@ -251,7 +258,9 @@ fn semconv_call(s: &Signal<'_>, fallback_ts: i64) -> Option<Call> {
     if method != "tools/call" {
         return None;
     }
-    let tool = s.attr("gen_ai.tool.name").or_else(|| s.attr("mcp.tool.name")).or_else(|| s.name.and_then(|n| n.strip_prefix("tools/call ")))?;
+    // The semconv span name is `tools/call TOOL`; the Python SDK's CLIENT
+    // span is `MCP send tools/call TOOL` and carries no tool attribute.
+    let tool = s.attr("gen_ai.tool.name").or_else(|| s.attr("mcp.tool.name")).or_else(|| s.name.and_then(|n| n.split_once("tools/call ")).map(|(_, t)| t.trim()).filter(|t| !t.is_empty()))?;
     // No attribute names the MCP server: an alias where a library sets one,
     // else the server's own service name on its SERVER span, else the
     // address the client reached.
@@ -260,20 +269,24 @@ fn semconv_call(s: &Signal<'_>, fallback_ts: i64) -> Option<Call> {
     let start = s.start.unwrap_or(fallback_ts);
     let id = s.attrs.get("jsonrpc.request.id").map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).or_else(|| s.span_id.map(str::to_string))?;
     // On a CLIENT span the service is the agent: the MCP client.
-    let client = service.filter(|_| s.kind == Some(3)).map(|n| (bounded(n, 128), s.resource.get("service.version").and_then(Value::as_str).map(str::to_string)));
+    let service_version = s.resource.get("service.version").and_then(Value::as_str).map(|v| bounded(v, 128));
+    let client = service.filter(|_| s.kind == Some(3)).map(|n| (bounded(n, 128), service_version.clone()));
+    // On a SERVER span named by its service, the service's version is the server's.
+    let server_version = service_version.filter(|_| s.kind == Some(2) && s.attr("mcp.server.name").is_none());
     Some(Call {
         id,
         server: server.to_string(),
         tool: tool.to_string(),
         host_tool_name: None,
         split: "exact",
-        session: s.attr("mcp.session.id").map(|x| bounded(x, 128)),
+        session: s.attr("mcp.session.id").or_else(|| s.resource.get("service.instance.id").and_then(Value::as_str)).map(|x| bounded(x, 128)),
         arguments: json_attr(s.attr_value("gen_ai.tool.call.arguments")),
         result: json_attr(s.attr_value("gen_ai.tool.call.result")),
         failed: s.failed(),
         start,
         end: s.end.unwrap_or(start),
         client,
+        server_version,
     })
 }
 
@@ -308,6 +321,7 @@ fn claude_code_call(s: &Signal<'_>, fallback_ts: i64) -> Option<Call> {
         start,
         end,
         client: Some(("claude-code".into(), version)),
+        server_version: None,
     })
 }
 
@@ -331,6 +345,7 @@ fn codex_call(s: &Signal<'_>, fallback_ts: i64) -> Option<Call> {
         start,
         end,
         client: Some(("codex".into(), s.attr("app.version").or_else(|| s.resource.get("service.version").and_then(Value::as_str)).map(str::to_string))),
+        server_version: None,
     })
 }
 
@@ -353,6 +368,7 @@ fn gemini_call(s: &Signal<'_>, fallback_ts: i64) -> Option<Call> {
         start,
         end,
         client: Some(("gemini-cli".into(), s.resource.get("service.version").and_then(Value::as_str).map(str::to_string))),
+        server_version: None,
     })
 }
 
@@ -411,6 +427,7 @@ fn emit(call: Call, pos: &Pos, pointer: &str, out: &mut dyn Emit) {
         host_tool_name: host,
         tool_name_split: split,
         arguments_not_recorded: !arguments_recorded,
+        server_version: call.server_version.clone(),
     };
     let at = Pos { pointer: Some(pointer.to_string()), ..pos.clone() };
     let request = tools_call_request(&call.id, &call.tool, call.arguments.clone());
@@ -499,6 +516,31 @@ mod tests {
         let (stats, rows) = parse(&format!("{}\n{}\n", span(3, &[kv("mcp.method.name", "tools/list")]), span(1, &[kv("http.method", "GET")])));
         assert!(of(&rows, Table::ToolCalls).is_empty());
         assert_eq!(stats.skipped_reasons.get("otlp_json: spans and log records without an MCP tool call"), Some(&2));
+    }
+
+    /// Verbatim lines written by the Python MCP SDK 2.3.0's own spans and the
+    /// OpenTelemetry SDK 1.45.2 OTLP JSON file exporter (tests/harness/sdk_otel.py,
+    /// `incident.py --otel`): the agent's CLIENT span and the server's SERVER span.
+    const SDK_CLIENT_SPAN: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"telemetry.sdk.language","value":{"stringValue":"python"}},{"key":"telemetry.sdk.name","value":{"stringValue":"opentelemetry"}},{"key":"telemetry.sdk.version","value":{"stringValue":"1.45.2"}},{"key":"service.instance.id","value":{"stringValue":"dbda4dc3-e824-48fb-919c-216868907cf5"}},{"key":"service.name","value":{"stringValue":"mail-agent"}},{"key":"service.version","value":{"stringValue":"1.4.2"}}]},"scopeSpans":[{"scope":{"name":"mcp-python-sdk"},"spans":[{"traceId":"305d3ba17a5a14ad17d323b150bca386","spanId":"096c2793b6d947f5","flags":256,"name":"MCP send tools/call sendEmail","kind":3,"startTimeUnixNano":"1796242090092141848","endTimeUnixNano":"1796242090100766397","attributes":[{"key":"mcp.method.name","value":{"stringValue":"tools/call"}},{"key":"jsonrpc.request.id","value":{"stringValue":"4"}}],"status":{}}]}]}]}"#;
+    const SDK_SERVER_SPAN: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"telemetry.sdk.language","value":{"stringValue":"python"}},{"key":"telemetry.sdk.name","value":{"stringValue":"opentelemetry"}},{"key":"telemetry.sdk.version","value":{"stringValue":"1.45.2"}},{"key":"service.instance.id","value":{"stringValue":"c70d3bf8-8e54-435f-b418-dbe5fc57de74"}},{"key":"service.name","value":{"stringValue":"postmark-mcp"}},{"key":"service.version","value":{"stringValue":"1.0.15"}}]},"scopeSpans":[{"scope":{"name":"mcp-python-sdk"},"spans":[{"traceId":"2cb3c7d86ba706c28fd56ca5909f3355","spanId":"28c7af5ff05a8276","parentSpanId":"f30a869199a4fb7e","flags":768,"name":"tools/call sendEmail","kind":2,"startTimeUnixNano":"1796242089985233383","endTimeUnixNano":"1796242089995150717","attributes":[{"key":"mcp.method.name","value":{"stringValue":"tools/call"}},{"key":"mcp.protocol.version","value":{"stringValue":"2025-11-25"}},{"key":"jsonrpc.request.id","value":{"stringValue":"3"}},{"key":"gen_ai.operation.name","value":{"stringValue":"execute_tool"}},{"key":"gen_ai.tool.name","value":{"stringValue":"sendEmail"}}],"status":{}}]}]}]}"#;
+
+    #[test]
+    fn the_python_sdks_own_spans_name_the_tool_and_leave_the_arguments_unobserved() {
+        let (stats, rows) = parse(&format!("{SDK_CLIENT_SPAN}\n{SDK_SERVER_SPAN}\n"));
+        assert_eq!(stats.parsed, 2);
+        let calls = of(&rows, Table::ToolCalls);
+        let (client, server) = (calls[0], calls[1]);
+        // The CLIENT span names the tool only in its name, and no server.
+        assert_eq!((client["tool_name"].as_str(), client["rpc_id"].as_str(), client["server_name"].as_str()), ("sendEmail", "4", super::SERVER_NOT_RECORDED));
+        assert_eq!((client["arguments_observed"].as_str(), client["recipients_observed"].as_str()), ("false", "false"));
+        // The SERVER span is the server's own service, with its version.
+        assert_eq!((server["tool_name"].as_str(), server["server_name"].as_str(), server["server_version"].as_str()), ("sendEmail", "postmark-mcp", "1.0.15"));
+        assert_eq!(server["arguments_observed"], "false");
+        // Each side's session is its process (no MCP session id on stdio).
+        let sessions = of(&rows, Table::McpSessions);
+        assert_eq!(sessions.len(), 2, "{sessions:?}");
+        assert!(sessions.iter().any(|s| s["client_name"] == "mail-agent" && s["client_version"] == "1.4.2"), "{sessions:?}");
+        assert!(sessions.iter().all(|s| s["session_source"] == "recorded"), "{sessions:?}");
     }
 
     fn log(attrs: &[String]) -> String {
