@@ -140,6 +140,11 @@ BY_PATH = {
     "parse_postmark": r"^(real-logs/(providers/postmark|postmark-incident)/.*\.jsonl?|sample-logs/postmark/.*)$",
 }
 BUILTIN = {
+    # As `codex mcp add` writes them (tests/e2e/test_codex.py runs the real one).
+    "parse_codex_config": [
+        b'[mcp_servers.postmark]\ncommand = "npx"\nargs = ["-y", "postmark-mcp"]\n\n[mcp_servers.postmark.env]\nPOSTMARK_SERVER_TOKEN = "x"\n\n[mcp_servers.remote]\nurl = "https://mcp.example.com/mcp"\nbearer_token_env_var = "MAIL_TOKEN"\n',
+        b'model = "o3"\n\n[mcp_servers."my.server"]\ncommand = "uvx"\nargs = ["mail-mcp==1.2.3"]\nenabled = false\nenv_http_headers = { "X-Key" = "KEY" }\n',
+    ],
     "parse_mcp_config": [
         b'{\n  "mcpServers": {\n    "postmark": {\n      "command": "npx",\n      "args": ["-y", "postmark-mcp"],\n      "env": {"POSTMARK_SERVER_TOKEN": "x"}\n    },\n    "remote": {"url": "https://mcp.example/sse", "headers": {"Authorization": "Bearer x"}}\n  }\n}\n',
         b'{"servers": {"mail": {"type": "stdio", "command": "uvx", "args": ["mail-mcp==1.2.3"]}, "web": {"type": "http", "url": "http://localhost:3000/mcp"}}}\n',

@@ -119,3 +119,33 @@ def test_a_cold_rollout_rewritten_as_zstd_is_the_same_session(run, tmp_path):
     cli("ingest", "--lake", str(b), str(packed))
     sql = "SELECT session_id, rpc_id, tool_name, arguments_json, ts, ts_end, source_line FROM tool_calls ORDER BY ts, rpc_id"
     assert rows(a, sql) == rows(b, sql) and rows(a, sql)
+
+
+def test_config_toml_written_by_codex_mcp_add(tmp_path):
+    """Codex's own `codex mcp add` writes the servers; their launch (pinned or
+    not), env and header names, never values, become mcp_server_configs."""
+    if why := codex_agent.available():
+        pytest.skip(why)
+    if not Path(BIN).exists():
+        pytest.skip(f"{BIN} not built (scripts/test.sh builds it)")
+    home = tmp_path / "home"
+    codex_agent.mcp_add(home, "postmark", ["npx", "-y", "postmark-mcp"], env={"POSTMARK_SERVER_TOKEN": "pm-secret-value"})
+    codex_agent.mcp_add(home, "mail-pinned", ["npx", "-y", "postmark-mcp@1.0.15"])
+    config = codex_agent.mcp_add(home, "remote", url="https://mcp.example.com/mcp", bearer_token_env_var="MAIL_TOKEN")
+    text = config.read_text()
+    assert "[mcp_servers.postmark]" in text and "pm-secret-value" in text  # what Codex wrote
+    lake, findings = ingest_and_detect(tmp_path, "lake", config)
+    got = {r["server_name"]: r for r in rows(lake, "SELECT * FROM mcp_server_configs")}
+    assert set(got) == {"postmark", "mail-pinned", "remote"}
+    assert {r["client"] for r in got.values()} == {"codex"}
+    pm, pinned, remote = got["postmark"], got["mail-pinned"], got["remote"]
+    assert (pm["transport"], pm["package_name"], pm["package_pinned"], pm["env_names"]) == ("stdio", "postmark-mcp", False, "POSTMARK_SERVER_TOKEN")
+    assert (pinned["package_version"], pinned["package_pinned"]) == ("1.0.15", True)
+    assert (remote["transport"], remote["url"], remote["header_names"]) == ("http", "https://mcp.example.com/mcp", "Authorization")
+    lines = text.splitlines()
+    for r in got.values():
+        assert lines[r["source_line"] - 1] == f"[mcp_servers.{r['server_name']}]"
+        assert r["source_pointer"] == f"/mcp_servers/{r['server_name']}"
+    assert "pm-secret-value" not in json.dumps(rows(lake, "SELECT * FROM mcp_server_configs"))
+    unpinned = [f for f in findings if f["rule_id"] == "mcp.unpinned_server"]
+    assert [f["server"] for f in unpinned] == ["postmark"], unpinned

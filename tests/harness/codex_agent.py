@@ -92,6 +92,24 @@ def _config(home: Path, base_url: str, mcp_servers: dict) -> None:
     (codex_home / "config.toml").write_text("\n".join(lines) + "\n")
 
 
+def mcp_add(home: Path, name: str, command: list[str] | None = None, url: str | None = None,
+            env: dict | None = None, bearer_token_env_var: str | None = None) -> Path:
+    """`codex mcp add`: Codex itself writes the server into CODEX_HOME/config.toml;
+    returns that file."""
+    (home / ".codex").mkdir(parents=True, exist_ok=True)
+    cmd = [str(CODEX_BIN), "mcp", "add", name]
+    for k, v in (env or {}).items():
+        cmd += ["--env", f"{k}={v}"]
+    if url:
+        cmd += ["--url", url] + (["--bearer-token-env-var", bearer_token_env_var] if bearer_token_env_var else [])
+    else:
+        cmd += ["--", *command]
+    r = subprocess.run(cmd, env=_env(home), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise RuntimeError(f"codex mcp add exited {r.returncode}: {r.stderr[-2000:]}")
+    return home / ".codex" / "config.toml"
+
+
 def run_session(home: Path, workdir: Path, mcp_servers: dict, steps: list[dict], prompt: str, json_out: Path,
                 timeout: float = 180) -> dict:
     """Run one `codex exec --json`; return {"json": path, "rollouts": [paths], "requests": model requests}."""

@@ -66,7 +66,7 @@ fn names(v: Option<&Value>) -> Option<String> {
 }
 
 /// JSON pointer escaping of one key (RFC 6901).
-fn pointer_key(k: &str) -> String {
+pub(crate) fn pointer_key(k: &str) -> String {
     k.replace('~', "~0").replace('/', "~1")
 }
 
@@ -91,8 +91,9 @@ fn server_tables(v: &Value) -> Vec<(String, &serde_json::Map<String, Value>)> {
     out
 }
 
-/// One `mcp_server_configs` row: server `name`, entry `e`, at `pos`.
-fn server_row(out: &mut dyn Emit, pos: &Pos, client: &'static str, ts: i64, name: &str, e: &Value) {
+/// One `mcp_server_configs` row: server `name`, entry `e` (in the JSON
+/// configurations' shape), at `pos`.
+pub(crate) fn server_row(out: &mut dyn Emit, pos: &Pos, client: &'static str, ts: i64, name: &str, e: &Value) {
     let command = e.get("command").and_then(Value::as_str);
     let args: Vec<String> = e.get("args").and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default();
     let url = e.get("url").or_else(|| e.get("serverUrl")).and_then(Value::as_str);

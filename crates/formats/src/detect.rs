@@ -37,10 +37,12 @@ pub enum Format {
     Copilot,
     /// Gemini CLI chat recordings (legacy document and JSON Lines) and `-o stream-json` output.
     GeminiCli,
+    /// Codex CLI configuration (`config.toml`) with `[mcp_servers.NAME]` tables.
+    CodexConfig,
 }
 
 impl Format {
-    pub const ALL: [Format; 13] = [
+    pub const ALL: [Format; 14] = [
         Format::ClaudeDesktop,
         Format::JsonRpcJsonl,
         Format::Postfix,
@@ -54,6 +56,7 @@ impl Format {
         Format::VsCode,
         Format::Copilot,
         Format::GeminiCli,
+        Format::CodexConfig,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +74,7 @@ impl Format {
             Format::VsCode => "vscode",
             Format::Copilot => "copilot",
             Format::GeminiCli => "gemini_cli",
+            Format::CodexConfig => "codex_config",
         }
     }
 
@@ -89,6 +93,7 @@ impl Format {
             Format::VsCode => crate::vscode::looks_like(line),
             Format::Copilot => crate::agents::copilot::looks_like(line),
             Format::GeminiCli => crate::agents::gemini::looks_like(line),
+            Format::CodexConfig => crate::agents::codex_config::looks_like_document(line),
         }
     }
 }
@@ -118,6 +123,9 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
     }
     if crate::client_config::looks_like_document(&text) {
         return Some(Format::McpConfig);
+    }
+    if crate::agents::codex_config::looks_like_document(&text) {
+        return Some(Format::CodexConfig);
     }
     if crate::otel::looks_like_document(&text) {
         return Some(Format::OtlpJson);

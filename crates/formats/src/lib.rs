@@ -222,5 +222,6 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::VsCode => Box::new(vscode::VsCodeParser::new(info)),
         Format::Copilot => Box::new(agents::copilot::CopilotParser::new(info)),
         Format::GeminiCli => Box::new(agents::gemini::GeminiParser::new(info)),
+        Format::CodexConfig => Box::new(agents::codex_config::CodexConfigParser::new(info)),
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod claude_code;
 pub mod codex;
+pub mod codex_config;
 pub mod copilot;
 pub mod gemini;
 
