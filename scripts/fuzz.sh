@@ -136,7 +136,8 @@ BY_PATH = {
     "parse_vscode": r"^real-logs/mcp/vscode/.*$",
     "parse_copilot": r"^real-logs/mcp/copilot-cli/.*\.jsonl$",
     "parse_gemini_cli": r"^real-logs/mcp/gemini-cli/.*$",
-    "parse_postfix": r"^(real-logs/(postfix|exim|sendmail)/.*|sample-logs/postfix/.*)$",
+    "parse_postfix": r"^(real-logs/(postfix|sendmail)/.*|sample-logs/postfix/.*)$",
+    "parse_exim": r"^real-logs/exim/.*$",
     "parse_postmark": r"^(real-logs/(providers/postmark|postmark-incident)/.*\.jsonl?|sample-logs/postmark/.*)$",
 }
 BUILTIN = {

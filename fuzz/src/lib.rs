@@ -83,6 +83,7 @@ pub fn paths_for(format: Format) -> &'static [&'static str] {
         Format::GeminiCli => &["/home/u/.gemini/tmp/d30f9106/chats/session-2026-06-05T04-59-dcbe78d3.json"],
         Format::Copilot => &["/home/u/.copilot/session-state/049410b4-c1df-44ee-87a5-caa1c349091e/events.jsonl"],
         Format::CodexConfig => &["/home/u/.codex/config.toml"],
+        Format::Exim => &["/var/log/exim4/mainlog"],
     }
 }
 

@@ -39,10 +39,12 @@ pub enum Format {
     GeminiCli,
     /// Codex CLI configuration (`config.toml`) with `[mcp_servers.NAME]` tables.
     CodexConfig,
+    /// Exim main log (plain, or forwarded through syslog).
+    Exim,
 }
 
 impl Format {
-    pub const ALL: [Format; 14] = [
+    pub const ALL: [Format; 15] = [
         Format::ClaudeDesktop,
         Format::JsonRpcJsonl,
         Format::Postfix,
@@ -57,6 +59,7 @@ impl Format {
         Format::Copilot,
         Format::GeminiCli,
         Format::CodexConfig,
+        Format::Exim,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,7 +78,20 @@ impl Format {
             Format::Copilot => "copilot",
             Format::GeminiCli => "gemini_cli",
             Format::CodexConfig => "codex_config",
+            Format::Exim => "exim",
         }
+    }
+
+    /// The format keeps per-message state across the files of a rotated
+    /// set (a mail log's queue), handed on by `Parser::carry_out`.
+    pub fn carries_state(self) -> bool {
+        matches!(self, Format::Postfix | Format::Exim)
+    }
+
+    /// The format is read line by line, so its last line can be caught half
+    /// written (JSON documents and configurations are whole files).
+    pub fn reads_lines(self) -> bool {
+        matches!(self, Format::Postfix | Format::Exim | Format::JsonRpcJsonl | Format::ClaudeDesktop)
     }
 
     fn looks_like(self, line: &str) -> bool {
@@ -94,6 +110,7 @@ impl Format {
             Format::Copilot => crate::agents::copilot::looks_like(line),
             Format::GeminiCli => crate::agents::gemini::looks_like(line),
             Format::CodexConfig => crate::agents::codex_config::looks_like_document(line),
+            Format::Exim => crate::mail::exim::looks_like(line),
         }
     }
 }
@@ -154,6 +171,9 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
     // no row and would not be named as unrecognized.
     best.map(|(f, _)| f).or_else(|| {
         let syslog: Vec<_> = lines.iter().filter_map(|l| crate::postfix::split_syslog(l)).collect();
+        if syslog.iter().any(|s| s.program.starts_with("exim")) {
+            return Some(Format::Exim);
+        }
         let foreign = syslog.iter().any(|s| other_mta(s.program).is_some());
         (!foreign && !syslog.is_empty() && syslog.len() * 2 >= lines.len()).then_some(Format::Postfix)
     })
@@ -165,7 +185,6 @@ pub fn other_mta(program: &str) -> Option<&'static str> {
     let base = program.rsplit('/').next().unwrap_or(program);
     match base {
         "sendmail" | "sm-mta" | "sm-msp-queue" | "sm-mta-in" | "sm-mta-out" | "mailstats" => Some("Sendmail"),
-        "exim" | "exim4" | "exim-4" => Some("Exim"),
         "smtpd" | "smtp" | "lookup" | "queue" if program == base => Some("OpenSMTPD (or another MTA without a postfix/ prefix)"),
         "qmail" | "qmail-send" | "qmail-smtpd" | "qmail-remote" | "tcpserver" => Some("qmail"),
         "courieresmtpd" | "courierd" | "courier" => Some("Courier"),
@@ -174,8 +193,7 @@ pub fn other_mta(program: &str) -> Option<&'static str> {
 }
 
 /// For a file no format claimed: what it most likely is, when the head
-/// says (another MTA's syslog lines, an Exim main log), to name in the
-/// ingest summary.
+/// says (another MTA's syslog lines), to name in the ingest summary.
 pub fn likely_unsupported(head: &[u8]) -> Option<&'static str> {
     let text = String::from_utf8_lossy(head);
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(200).collect();
@@ -183,15 +201,6 @@ pub fn likely_unsupported(head: &[u8]) -> Option<&'static str> {
         if let Some(mta) = crate::postfix::split_syslog(l).and_then(|s| other_mta(s.program)) {
             return Some(mta);
         }
-    }
-    // Exim's own main log: `2026-01-01 12:00:00 1t1ABC-000123-AB <= ...`.
-    let exim_id = |w: &str| w.len() >= 16 && w.as_bytes().get(6) == Some(&b'-') && w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    let exim = lines.iter().filter(|l| {
-        let mut w = l.split_whitespace();
-        matches!((w.next(), w.next(), w.next(), w.next()), (Some(d), Some(t), Some(id), Some(op)) if d.len() == 10 && t.len() >= 8 && exim_id(id) && matches!(op, "<=" | "=>" | "->" | "**" | "==" | "Completed"))
-    });
-    if exim.count() > 0 {
-        return Some("Exim main log");
     }
     None
 }
@@ -222,10 +231,11 @@ mod tests {
         assert_eq!(detect_format(sendmail), None);
         assert_eq!(likely_unsupported(sendmail), Some("Sendmail"));
         let exim_syslog = b"Feb 14 10:00:00 mx exim[1234]: 1t1ABC-000123-AB <= a@b.example H=(x) [192.0.2.1] P=esmtp S=100\n";
-        assert_eq!(detect_format(exim_syslog), None);
+        assert_eq!(detect_format(exim_syslog), Some(Format::Exim));
         let exim_main = b"2015-09-01 12:00:00 1ZWlsV-0003Yy-QK <= a@b.example U=alaveteli P=local S=2116\n";
-        assert_eq!(detect_format(exim_main), None);
-        assert_eq!(likely_unsupported(exim_main), Some("Exim main log"));
+        assert_eq!(detect_format(exim_main), Some(Format::Exim));
+        // Exim's stamp alone is not Exim's: Python's logging writes it too.
+        assert_eq!(detect_format(b"2015-09-01 12:00:00 INFO worker started\n2015-09-01 12:00:01 INFO done\n"), None);
         // The agentic-workflows gateway log carries "direction" and a payload
         // that mentions "message", but it is not the wire-tap format.
         let gateway = br#"{"timestamp":"2026-02-13T12:37:10.865Z","direction":"OUT","type":"REQUEST","server_id":"github","method":"tools/list","payload":{"jsonrpc":"2.0","method":"tools/list","params":{"message":"x"}}}"#;

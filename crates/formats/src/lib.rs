@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod jsondoc;
 pub mod jsonrpc;
 pub mod jsonrpc_jsonl;
+pub mod mail;
 pub mod mcp;
 pub mod otel;
 pub mod package;
@@ -212,6 +213,7 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::ClaudeDesktop => Box::new(claude_desktop::ClaudeDesktopParser::new(info)),
         Format::JsonRpcJsonl => Box::new(jsonrpc_jsonl::JsonRpcJsonlParser::new(info)),
         Format::Postfix => Box::new(postfix::PostfixParser::new(info)),
+        Format::Exim => Box::new(mail::exim::EximParser::new(info)),
         Format::Postmark => Box::new(postmark::PostmarkParser::new(info)),
         Format::McpConfig => Box::new(client_config::ClientConfigParser::new(info)),
         Format::ClaudeCode => Box::new(agents::claude_code::ClaudeCodeParser::new(info)),

@@ -950,3 +950,128 @@ fn gemini_records_account_for_every_line() {
     assert!(calls.iter().all(|c| get(c, "server_name") == Some("files") && get(c, "tool_name") == Some("read_file") && get(c, "ts_end").is_some()));
     assert!(calls.iter().all(|c| get(c, "session_id") == Some("dfa4182a-d2da-4dc7-9080-fa2d39bba588/files")));
 }
+
+/// An Exim main-log line's message id and flag, read off the raw text with
+/// no help from the parser: `DATE TIME[.mmm] [[pid]] ID FLAG`, after a
+/// syslog frame when there is one.
+fn exim_flag(line: &str) -> Option<(String, String)> {
+    let inner = line.find("exim[").and_then(|i| line[i..].find("]: ").map(|j| &line[i + j + 3..])).unwrap_or(line);
+    let w: Vec<&str> = inner.split_whitespace().collect();
+    let at = if w.get(2).is_some_and(|p| p.starts_with('[') && p.ends_with(']')) { 3 } else { 2 };
+    let id = w.get(at)?;
+    (id.len() >= 16 && id.matches('-').count() == 2).then(|| (id.to_string(), w.get(at + 1).unwrap_or(&"").to_string()))
+}
+
+#[test]
+fn exim_deliveries_match_the_raw_flag_lines() {
+    let Some(root) = shared() else { return };
+    let mut checked = 0;
+    for f in files_under(&root.join("exim")) {
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        // Out of scope (README): the corpus index, Wazuh's test definitions,
+        // and an application's error output that quotes Exim lines.
+        if rel.ends_with("INDEX.tsv") || rel.starts_with("exim/wazuh") || rel.contains("octal-subject.wrapped") {
+            assert_ne!(detect_format(&mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0), Some(Format::Exim), "{rel}");
+            continue;
+        }
+        assert_eq!(detect_format(&mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0), Some(Format::Exim), "{rel}");
+        let (stats, rows) = parse(&f, Format::Exim, None);
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert_eq!(stats.lines, line_count(&f), "{rel}");
+        assert_eq!(stats.parsed + stats.rejected + stats.skipped, stats.lines, "{rel}");
+        // Rejected: only what Exim did not write (the test harness's server
+        // separator, the LMTP simulator's transcript in 5100).
+        let stamped = |l: &str| {
+            let b = l.as_bytes();
+            b.len() >= 19 && b[4] == b'-' && b[7] == b'-' && b[10] == b' ' && b[13] == b':' && b[..4].iter().all(u8::is_ascii_digit)
+        };
+        let not_exim = text.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !stamped(l) && !l.contains(" exim[")).count() as u64;
+        assert_eq!(stats.rejected, not_exim, "{rel}: rejected lines are exactly the lines Exim did not write");
+        // One row per delivery flag line, with the flag's status.
+        let mut want: BTreeMap<&str, usize> = BTreeMap::new();
+        for l in text.lines() {
+            let Some((_, flag)) = exim_flag(l) else { continue };
+            let status = match flag.as_str() {
+                "=>" | "->" if l.contains(" :blackhole: ") => "discarded",
+                "=>" | "->" => "sent",
+                "**" => "bounced",
+                "==" => "deferred",
+                "*>" => "suppressed",
+                _ => continue,
+            };
+            *want.entry(status).or_default() += 1;
+        }
+        let rejected_rcpt = text.lines().filter(|l| l.contains(" rejected RCPT ")).count();
+        if rejected_rcpt > 0 {
+            want.insert("rejected", rejected_rcpt);
+        }
+        let mut got: BTreeMap<&str, usize> = BTreeMap::new();
+        for d in rows.of(Table::MailDeliveries) {
+            let s = get(d, "status").unwrap();
+            let s = ["sent", "bounced", "deferred", "suppressed", "discarded", "rejected"].into_iter().find(|x| *x == s).unwrap_or("other");
+            *got.entry(s).or_default() += 1;
+            // Provenance: the row's line is a line of the file with its recipient.
+            let line = text.lines().nth(get(d, "source_line").unwrap().parse::<usize>().unwrap() - 1).unwrap();
+            let rcpt = get(d, "recipient").unwrap();
+            assert!(line.to_lowercase().contains(&rcpt.to_lowercase()) || line.contains(":blackhole:"), "{rel}: {rcpt} not on {line}");
+        }
+        assert_eq!(got, want, "{rel}");
+        // Every message that logged `Completed` has its row.
+        let completed = text.lines().filter(|l| exim_flag(l).is_some_and(|(_, f)| f == "Completed")).count();
+        assert!(rows.of(Table::MailMessages).len() >= completed, "{rel}");
+        checked += 1;
+    }
+    assert!(checked >= 45, "only {checked} Exim files");
+}
+
+#[test]
+fn exim_facts_of_the_issue_pastes() {
+    let Some(root) = shared() else { return };
+    // Syslog-forwarded Exim 4.97+: two stamps, millisecond time, 23-character ids, `id*=`.
+    let (stats, rows) = parse(&root.join("exim/issue-pastes/mta-log-parser-22.syslog-wrapped.2025-02-14.log"), Format::Exim, None);
+    assert_eq!((stats.lines, stats.rejected), (7, 0));
+    let d = rows.of(Table::MailDeliveries);
+    assert_eq!(d.len(), 1);
+    let d = d[0];
+    assert_eq!((get(d, "recipient"), get(d, "sender"), get(d, "status")), (Some("test@domain.ru"), Some("root@domain.ru"), Some("bounced")));
+    assert_eq!((get(d, "message_id"), get(d, "subject"), get(d, "nrcpt")), (Some("E1tixMn-00000000C5j-1wRa@mail.domain.ru"), Some("test"), Some("1")));
+    assert_eq!((get(d, "ts"), get(d, "host"), get(d, "delay_s")), (Some("2025-02-14T18:12:33.501000Z"), Some("192.168.55.51"), Some("0.004")));
+    assert!(get(d, "response").unwrap().starts_with("Child process of dovecot_delivery transport returned 127"));
+    // `for a a`: the envelope list as logged (twice the same address: two).
+    let (_, rows) = parse(&root.join("exim/issue-pastes/alaveteli-2824.2015-09-01.log"), Format::Exim, None);
+    let m = rows.of(Table::MailMessages);
+    assert_eq!(m.len(), 1, "still queued at the end of the excerpt");
+    assert_eq!((get(m[0], "sender"), get(m[0], "nrcpt"), get(m[0], "final_state")), (Some("request-37-magic_hash@example.org"), Some("2"), Some("still_queued")));
+    assert_eq!((get(m[0], "message_id"), get(m[0], "client")), (Some("ogm-39+55e5c82601ba3-ce2e@example.org"), Some("local LINUXUSER")));
+}
+
+#[test]
+fn exim_fail2ban_times_of_refused_recipients() {
+    let Some(root) = shared() else { return };
+    let mut checked = 0;
+    for name in ["exim", "exim-spam"] {
+        let path = root.join("exim/fail2ban").join(name);
+        let (stats, rows) = parse(&path, Format::Exim, None);
+        assert_eq!(stats.rejected, 0, "{name}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut expected = None;
+        let by_line: BTreeMap<String, &BTreeMap<&'static str, Option<String>>> = rows.of(Table::MailDeliveries).into_iter().map(|d| (get(d, "source_line").unwrap().to_string(), d)).collect();
+        for (i, line) in text.lines().enumerate() {
+            if let Some(j) = line.strip_prefix("# failJSON:") {
+                expected = serde_json::from_str::<serde_json::Value>(j.trim()).ok().and_then(|v| v.get("time").and_then(|t| t.as_str()).map(str::to_string));
+                continue;
+            }
+            let want = expected.take();
+            if !line.contains(" rejected RCPT ") {
+                continue;
+            }
+            let d = by_line.get(&(i + 1).to_string()).unwrap_or_else(|| panic!("{name}:{}: no row for {line}", i + 1));
+            assert_eq!(get(d, "status"), Some("rejected"));
+            if let Some(w) = want {
+                assert_eq!(get(d, "ts").unwrap().trim_end_matches('Z').split('.').next(), Some(w.as_str()), "{line}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 6, "only {checked} oracle lines");
+}

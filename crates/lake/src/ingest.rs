@@ -301,7 +301,7 @@ impl SourceRun<'_> {
         let seen = |sha: &str| self.history.shas.contains(sha) || self.ingested_now.contains(sha);
         if seen(&content.raw_sha) || seen(&content.sha) {
             // The set's state runs on from what this content ended with.
-            if format == Some(Format::Postfix) && !self.carry.contains_key(group) {
+            if format.is_some_and(Format::carries_state) && !self.carry.contains_key(group) {
                 if let Some(c) = self.lake.carry_of_content(&content.sha)? {
                     self.carry.insert(group.to_string(), c);
                 }
@@ -319,7 +319,7 @@ impl SourceRun<'_> {
         // The state the file starts with: the one its earlier read started
         // with (it is read again from its start), else the previous file of
         // its set (in this run, or the latest one ingested).
-        let carry_in = if format != Some(Format::Postfix) {
+        let carry_in = if !format.is_some_and(Format::carries_state) {
             None
         } else if let Some((size, sha)) = &resumed {
             self.lake.carry_into_content(sha, *size)?
@@ -458,7 +458,7 @@ pub const LIVE_WINDOW_S: i64 = 120;
 /// JSON documents (configs, a Postmark export) are whole files: one without
 /// a final newline is complete.
 fn reads_lines(f: Format) -> bool {
-    matches!(f, Format::Postfix | Format::JsonRpcJsonl | Format::ClaudeDesktop)
+    f.reads_lines()
 }
 
 /// Bytes after the last newline of a plain file that changed within

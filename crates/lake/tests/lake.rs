@@ -266,7 +266,7 @@ fn file_names_are_kept_exactly_and_shown_escaped() {
 }
 
 /// Regression: Sendmail and Exim syslog files were claimed by the Postfix
-/// parser (0 rows, not named as unrecognized) and the agentic-workflows
+/// parser (Exim's now have their own) (0 rows, not named as unrecognized) and the agentic-workflows
 /// gateway log by jsonrpc_jsonl (then 100% rejected).
 #[test]
 fn other_mtas_and_gateway_logs_are_not_claimed() {
@@ -288,7 +288,13 @@ fn other_mtas_and_gateway_logs_are_not_claimed() {
         .collect();
     assert!(wrongly.is_empty(), "{wrongly:#?}");
     let report = s.report(false);
-    assert!(report.contains("looks like Sendmail") && report.contains("looks like Exim"), "{report}");
+    assert!(report.contains("looks like Sendmail"), "{report}");
+    // Exim's logs, plain or through syslog, are the Exim parser's (the
+    // application error output quoting Exim lines is no log: unrecognized).
+    for r in s.sources.iter().filter(|r| r.path.to_string_lossy().contains("/exim/")) {
+        let wrapped = r.path.to_string_lossy().contains("wrapped.2021");
+        assert_eq!(r.format, if wrapped { None } else { Some(mcpf_formats::Format::Exim) }, "{r:?}");
+    }
     let rpc = s.sources.iter().find(|r| r.path.ends_with("rpc-messages.jsonl")).unwrap();
     assert_ne!(rpc.format, Some(mcpf_formats::Format::JsonRpcJsonl), "{rpc:?}");
 }

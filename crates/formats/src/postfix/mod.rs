@@ -255,7 +255,7 @@ pub struct PostfixParser {
 }
 
 /// Normalize an envelope address: (normalized, raw if different, domain).
-fn envelope(raw: &str) -> (String, Option<String>, String) {
+pub(crate) fn envelope(raw: &str) -> (String, Option<String>, String) {
     let inner = strip_angle(raw);
     if inner.is_empty() {
         return (String::new(), if raw.is_empty() { None } else { Some(raw.to_string()) }, String::new());
@@ -279,7 +279,7 @@ fn envelope(raw: &str) -> (String, Option<String>, String) {
 /// (a content filter on this machine that re-injects it, e.g. amavis on
 /// 127.0.0.1:10024 answering "queued as ID"), `local` (a mailbox here),
 /// `none` (handed nowhere).
-fn delivery_kind(daemon: &str, relay: Option<&str>, response: Option<&str>) -> &'static str {
+pub(crate) fn delivery_kind(daemon: &str, relay: Option<&str>, response: Option<&str>) -> &'static str {
     let relay = relay.unwrap_or("none");
     let host = relay.split(['[', ':']).next().unwrap_or(relay);
     let addr = relay.split_once('[').and_then(|(_, r)| r.split(']').next()).unwrap_or(host);
