@@ -138,6 +138,7 @@ BY_PATH = {
     "parse_gemini_cli": r"^real-logs/mcp/gemini-cli/.*$",
     "parse_postfix": r"^(real-logs/(postfix|sendmail)/.*|sample-logs/postfix/.*)$",
     "parse_exim": r"^real-logs/exim/.*$",
+    "parse_ses": r"^real-logs/providers/ses/.*\.json$",
     "parse_postmark": r"^(real-logs/(providers/postmark|postmark-incident)/.*\.jsonl?|sample-logs/postmark/.*)$",
 }
 BUILTIN = {

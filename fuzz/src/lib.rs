@@ -84,6 +84,7 @@ pub fn paths_for(format: Format) -> &'static [&'static str] {
         Format::Copilot => &["/home/u/.copilot/session-state/049410b4-c1df-44ee-87a5-caa1c349091e/events.jsonl"],
         Format::CodexConfig => &["/home/u/.codex/config.toml"],
         Format::Exim => &["/var/log/exim4/mainlog"],
+        Format::Ses => &["/exports/ses/events.jsonl"],
     }
 }
 

@@ -41,10 +41,12 @@ pub enum Format {
     CodexConfig,
     /// Exim main log (plain, or forwarded through syslog).
     Exim,
+    /// Amazon SES event records and notifications (also inside SNS envelopes).
+    Ses,
 }
 
 impl Format {
-    pub const ALL: [Format; 15] = [
+    pub const ALL: [Format; 16] = [
         Format::ClaudeDesktop,
         Format::JsonRpcJsonl,
         Format::Postfix,
@@ -60,6 +62,7 @@ impl Format {
         Format::GeminiCli,
         Format::CodexConfig,
         Format::Exim,
+        Format::Ses,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +82,7 @@ impl Format {
             Format::GeminiCli => "gemini_cli",
             Format::CodexConfig => "codex_config",
             Format::Exim => "exim",
+            Format::Ses => "ses",
         }
     }
 
@@ -111,6 +115,7 @@ impl Format {
             Format::GeminiCli => crate::agents::gemini::looks_like(line),
             Format::CodexConfig => crate::agents::codex_config::looks_like_document(line),
             Format::Exim => crate::mail::exim::looks_like(line),
+            Format::Ses => crate::mail::ses::looks_like_document(line),
         }
     }
 }
@@ -137,6 +142,9 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
     // Provider exports are JSON documents whose keys span lines: judge the head whole.
     if crate::postmark::looks_like_document(&text) {
         return Some(Format::Postmark);
+    }
+    if crate::mail::ses::looks_like_document(&text) {
+        return Some(Format::Ses);
     }
     if crate::client_config::looks_like_document(&text) {
         return Some(Format::McpConfig);

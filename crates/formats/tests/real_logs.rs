@@ -1075,3 +1075,70 @@ fn exim_fail2ban_times_of_refused_recipients() {
     }
     assert!(checked >= 6, "only {checked} oracle lines");
 }
+
+#[test]
+fn ses_records_match_their_lists() {
+    let Some(root) = shared() else { return };
+    let dir = root.join("providers/ses");
+    let mut checked = 0;
+    for f in files_under(&dir) {
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
+        if !rel.ends_with(".json") {
+            // The documentation pages the examples came from, and the index.
+            assert_eq!(detect_format(&head), None, "{rel}");
+            continue;
+        }
+        assert_eq!(detect_format(&head), Some(Format::Ses), "{rel}");
+        let (stats, rows) = parse(&f, Format::Ses, None);
+        assert_eq!((stats.lines, stats.rejected), (line_count(&f), 0), "{rel}");
+        let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        // Expected rows, read off the document: per record, the list its kind names.
+        fn records<'a>(v: &'a serde_json::Value, out: &mut Vec<serde_json::Value>) {
+            match v {
+                serde_json::Value::Object(o) if o.contains_key("mail") && (o.contains_key("eventType") || o.contains_key("notificationType")) => out.push(v.clone()),
+                serde_json::Value::Object(o) => o.values().for_each(|x| records(x, out)),
+                serde_json::Value::Array(a) => a.iter().for_each(|x| records(x, out)),
+                _ => {}
+            }
+        }
+        let mut recs = Vec::new();
+        records(&doc, &mut recs);
+        let want: usize = recs
+            .iter()
+            .map(|r| {
+                let kind = r.get("eventType").or_else(|| r.get("notificationType")).and_then(|k| k.as_str()).unwrap();
+                let len = |p: &str| r.pointer(p).and_then(|x| x.as_array()).map_or(0, Vec::len);
+                match kind {
+                    "Send" | "Reject" => len("/mail/destination"),
+                    "Delivery" => len("/delivery/recipients"),
+                    "Bounce" => len("/bounce/bouncedRecipients"),
+                    "DeliveryDelay" => len("/deliveryDelay/delayedRecipients"),
+                    _ => 0,
+                }
+            })
+            .sum();
+        let d = rows.of(Table::MailDeliveries);
+        assert_eq!(d.len(), want, "{rel}");
+        for r in &d {
+            // Each row's pointer names its address in the document (through SNS strings too).
+            let ptr = get(r, "source_pointer").unwrap();
+            if !ptr.contains("/Message/") {
+                let node = doc.pointer(ptr).unwrap_or_else(|| panic!("{rel}: {ptr}"));
+                let text = node.as_str().or_else(|| node.get("emailAddress").and_then(|x| x.as_str())).unwrap();
+                assert!(text.to_lowercase().contains(get(r, "recipient").unwrap()), "{rel}: {ptr}");
+            }
+            // Masked or unparsed headers never make a blind copy.
+            if get(r, "role_source") == Some("envelope_minus_headers") {
+                assert!(!rel.contains("snapshot"), "{rel}: {r:?}");
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 15, "only {checked} SES files");
+    // A fact of the documentation's delivery example.
+    let (_, rows) = parse(&dir.join("aws-docs-examples/event-publishing-03-delivery-record.json"), Format::Ses, None);
+    let d = rows.of(Table::MailDeliveries)[0];
+    assert_eq!((get(d, "status"), get(d, "ts"), get(d, "dsn"), get(d, "delay_s")), (Some("delivered"), Some("2016-10-19T23:21:04.133000Z"), Some("2.6.0"), Some("11.893")));
+    assert_eq!((get(d, "recipient_role"), get(d, "role_source"), get(d, "relay")), (Some("to"), Some("header"), Some("mta.example.com")));
+}

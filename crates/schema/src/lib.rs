@@ -297,7 +297,7 @@ impl Table {
                 col("orig_recipient", Utf8, true, "Original recipient before alias/virtual expansion (orig_to)."),
                 col("recipient_domain", Utf8, false, "Domain of recipient."),
                 col("recipient_role", Utf8, false, "to, cc, bcc, or envelope when the log cannot tell."),
-                col("role_source", Utf8, false, "Where recipient_role came from: mta_envelope, provider, header."),
+                col("role_source", Utf8, false, "Where recipient_role came from: mta_envelope (an MTA's envelope: no role), provider (the provider lists the role, e.g. Postmark's Bcc), provider_recipients (the provider's recipient list, no role), header (the message's To/Cc/Bcc headers as the source recorded them), envelope_minus_headers (in the envelope but in no header: a Bcc, exactly, e.g. Amazon SES)."),
                 col("status", Utf8, false, "sent, deferred, bounced, expired, delivered, ..."),
                 col("dsn", Utf8, true, "Enhanced status code, e.g. 2.0.0."),
                 col("relay", Utf8, true, "Next hop, e.g. mx.example.net[203.0.113.5]:25."),

@@ -1,4 +1,5 @@
-//! Mail-system records other than Postfix's (which has its own module,
+//! Mail-system and mail-provider records other than Postfix's and Postmark's (which has its own module,
 //! `crate::postfix`, whose per-message state and row builder these share).
 
 pub mod exim;
+pub mod ses;
