@@ -139,6 +139,7 @@ BY_PATH = {
     "parse_postfix": r"^(real-logs/(postfix|sendmail)/.*|sample-logs/postfix/.*)$",
     "parse_exim": r"^real-logs/exim/.*$",
     "parse_ses": r"^real-logs/providers/ses/.*\.json$",
+    "parse_zeek_smtp": r"^real-logs/zeek/.*$",
     "parse_postmark": r"^(real-logs/(providers/postmark|postmark-incident)/.*\.jsonl?|sample-logs/postmark/.*)$",
 }
 BUILTIN = {

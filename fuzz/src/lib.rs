@@ -85,6 +85,7 @@ pub fn paths_for(format: Format) -> &'static [&'static str] {
         Format::CodexConfig => &["/home/u/.codex/config.toml"],
         Format::Exim => &["/var/log/exim4/mainlog"],
         Format::Ses => &["/exports/ses/events.jsonl"],
+        Format::ZeekSmtp => &["/opt/zeek/logs/current/smtp.log"],
     }
 }
 

@@ -43,10 +43,12 @@ pub enum Format {
     Exim,
     /// Amazon SES event records and notifications (also inside SNS envelopes).
     Ses,
+    /// Zeek `smtp.log` (ASCII/TSV with its header, or JSON).
+    ZeekSmtp,
 }
 
 impl Format {
-    pub const ALL: [Format; 16] = [
+    pub const ALL: [Format; 17] = [
         Format::ClaudeDesktop,
         Format::JsonRpcJsonl,
         Format::Postfix,
@@ -63,6 +65,7 @@ impl Format {
         Format::CodexConfig,
         Format::Exim,
         Format::Ses,
+        Format::ZeekSmtp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +86,7 @@ impl Format {
             Format::CodexConfig => "codex_config",
             Format::Exim => "exim",
             Format::Ses => "ses",
+            Format::ZeekSmtp => "zeek_smtp",
         }
     }
 
@@ -116,6 +120,7 @@ impl Format {
             Format::CodexConfig => crate::agents::codex_config::looks_like_document(line),
             Format::Exim => crate::mail::exim::looks_like(line),
             Format::Ses => crate::mail::ses::looks_like_document(line),
+            Format::ZeekSmtp => crate::mail::zeek::looks_like(line),
         }
     }
 }

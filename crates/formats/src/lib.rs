@@ -215,6 +215,7 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::Postfix => Box::new(postfix::PostfixParser::new(info)),
         Format::Exim => Box::new(mail::exim::EximParser::new(info)),
         Format::Ses => Box::new(mail::ses::SesParser::new(info)),
+        Format::ZeekSmtp => Box::new(mail::zeek::ZeekSmtpParser::new(info)),
         Format::Postmark => Box::new(postmark::PostmarkParser::new(info)),
         Format::McpConfig => Box::new(client_config::ClientConfigParser::new(info)),
         Format::ClaudeCode => Box::new(agents::claude_code::ClaudeCodeParser::new(info)),

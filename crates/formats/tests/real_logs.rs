@@ -1142,3 +1142,65 @@ fn ses_records_match_their_lists() {
     assert_eq!((get(d, "status"), get(d, "ts"), get(d, "dsn"), get(d, "delay_s")), (Some("delivered"), Some("2016-10-19T23:21:04.133000Z"), Some("2.6.0"), Some("11.893")));
     assert_eq!((get(d, "recipient_role"), get(d, "role_source"), get(d, "relay")), (Some("to"), Some("header"), Some("mta.example.com")));
 }
+
+#[test]
+fn zeek_smtp_rows_equal_the_baselines_field_by_field() {
+    let Some(root) = shared() else { return };
+    let mut checked = 0;
+    for f in files_under(&root.join("zeek")) {
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        if rel.ends_with("-expected.json") {
+            continue;
+        }
+        let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
+        if !rel.ends_with(".pretty.json") {
+            assert_eq!(detect_format(&head), Some(Format::ZeekSmtp), "{rel}");
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        if rel.ends_with(".pretty.json") {
+            // Zeek writes one object per line; the docs pretty-printed one. Compact it as Zeek would.
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("smtp.log");
+            std::fs::write(&p, format!("{v}\n")).unwrap();
+            let (_, rows) = parse(&p, Format::ZeekSmtp, None);
+            let d = rows.of(Table::MailDeliveries);
+            assert_eq!(d.len(), 1);
+            assert_eq!((get(d[0], "ts"), get(d[0], "recipient"), get(d[0], "recipient_role")), (Some("2009-10-05T06:06:08.219663Z"), Some("raj_deol2002in@yahoo.co.in"), Some("to")));
+            assert_eq!((get(d[0], "message_id"), get(d[0], "queue_id"), get(d[0], "relay")), (Some("000301ca4581$ef9e57f0$cedb07d0$@in"), Some("C1qe8w3QHRF2N5tVV5/1"), Some("74.53.140.153:25")));
+            checked += 1;
+            continue;
+        }
+        let (stats, rows) = parse(&f, Format::ZeekSmtp, None);
+        assert_eq!((stats.lines, stats.rejected), (line_count(&f), 0), "{rel}");
+        let d = rows.of(Table::MailDeliveries);
+        if rel.starts_with("zeek/elastic") {
+            // Both lines (one inside Splunk's `_raw`) are a session without a transaction.
+            assert!(d.is_empty() && stats.skipped == 2, "{rel}: {stats:?}");
+            let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("zeek/elastic-integrations/test-smtp.log-expected.json")).unwrap()).unwrap();
+            assert_eq!(expected["expected"][0]["zeek"]["session_id"], "CWWzPB3RjqhFf528c");
+            checked += 1;
+            continue;
+        }
+        // The baseline, read here with its own header: one row per rcptto address, each field equal.
+        let fields: Vec<&str> = text.lines().find_map(|l| l.strip_prefix("#fields\t")).unwrap().split('\t').collect();
+        let col = |cells: &[&str], name: &str| fields.iter().position(|f| *f == name).map(|i| cells[i].to_string()).filter(|v| v != "-");
+        let mut want = Vec::new();
+        for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let cells: Vec<&str> = l.split('\t').collect();
+            let Some(rcpts) = col(&cells, "rcptto") else { continue };
+            for r in rcpts.split(',').filter(|r| *r != "(empty)") {
+                want.push((r.to_lowercase(), col(&cells, "mailfrom").map(|m| m.to_lowercase()), col(&cells, "msg_id").map(|m| m.trim_matches(['<', '>']).to_string()), col(&cells, "subject"), col(&cells, "last_reply"), format!("{}/{}", col(&cells, "uid").unwrap(), col(&cells, "trans_depth").unwrap())));
+            }
+        }
+        let got: Vec<_> = d.iter().map(|r| (get(r, "recipient").unwrap().to_string(), get(r, "sender").map(str::to_string), get(r, "message_id").map(str::to_string), get(r, "subject").map(str::to_string), get(r, "response").map(str::to_string), get(r, "queue_id").unwrap().to_string())).collect();
+        assert_eq!(got, want, "{rel}");
+        // Roles: the `cc` baseline (basic) has a Cc'd recipient and a To recipient.
+        if rel.contains("smtp.basic/") {
+            let roles: Vec<_> = d.iter().map(|r| (get(r, "recipient").unwrap(), get(r, "recipient_role").unwrap())).collect();
+            assert!(roles.contains(&("felica4uu@hotmail.com", "cc")) && roles.contains(&("ericlim220@yahoo.com", "to")), "{roles:?}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 19, "only {checked} Zeek files");
+}

@@ -3,3 +3,4 @@
 
 pub mod exim;
 pub mod ses;
+pub mod zeek;
