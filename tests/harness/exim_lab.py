@@ -20,7 +20,9 @@ with postfix) by scripts/install_exim.sh into $MCPF_EXIM_DIR
   binary's setuid bit is removed by the install script, so Exim's own
   re-executions (delivery after reception, queue runs) keep LD_LIBRARY_PATH
   (libidn12 is unpacked too) and LD_PRELOAD; `keep_environment` lets them
-  through Exim's environment purge.
+  through Exim's environment purge. Those re-executions run as the Exim user,
+  so the lab runs a copy of the binary and libraries from its own directory
+  (the install directory may sit in root's 0700 home).
 - The runtime configuration is passed with -C. Running as root that is allowed,
   but the delivery processes Exim re-executes run as the Exim user, and for
   them a -C file is trusted only if it is listed in the compiled-in
@@ -143,6 +145,8 @@ class EximLab:
         self.panic_log_path = self.log_dir / "paniclog"
         self.pid_path = self.workdir / "exim.pid"
         self.nss_dir = self.workdir / "nss"
+        self.exim_bin = self.workdir / "bin" / "exim4"
+        self.lib_dir = self.workdir / "lib"
         ports: list[int] = []
         while len(ports) < 3:  # the listener, the sink, and a closed port for deferrals
             if (p := free_port()) not in ports:
@@ -164,12 +168,10 @@ class EximLab:
     # -- configuration -------------------------------------------------------
 
     def _env(self) -> dict[str, str]:
-        nss = _nss_wrapper()
-        assert nss is not None
         env = {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-            "LD_LIBRARY_PATH": str(nss.parent),
-            "LD_PRELOAD": str(nss),
+            "LD_LIBRARY_PATH": str(self.lib_dir),
+            "LD_PRELOAD": str(self.lib_dir / "libnss_wrapper.so"),
             "NSS_WRAPPER_PASSWD": str(self.nss_dir / "passwd"),
             "NSS_WRAPPER_GROUP": str(self.nss_dir / "group"),
         }
@@ -187,6 +189,19 @@ class EximLab:
             d.mkdir(parents=True, exist_ok=True)
             os.chown(d, uid, gid)
             os.chmod(d, 0o750)
+        # Exim re-executes itself as the Exim user, who may not reach the
+        # install directory (under root's 0700 home): a copy of the binary and
+        # of the unpacked libraries (libidn12, nss_wrapper) lives in the lab.
+        nss = _nss_wrapper()
+        assert nss is not None
+        self.exim_bin.parent.mkdir(exist_ok=True)
+        shutil.copy(EXIM, self.exim_bin)
+        os.chmod(self.exim_bin, 0o755)
+        self.lib_dir.mkdir(exist_ok=True)
+        for lib in nss.parent.iterdir():
+            if lib.is_file():  # libidn.so.12 (a symlink: copied as a file), libnss_wrapper.so
+                shutil.copy(lib, self.lib_dir / lib.name)
+                os.chmod(self.lib_dir / lib.name, 0o755)
         self.nss_dir.mkdir(exist_ok=True)
         (self.nss_dir / "passwd").write_text(
             f"root:x:0:0:root:/root:/bin/sh\n{EXIM_USER}:x:{uid}:{gid}:Exim:/nonexistent:/usr/sbin/nologin\n")
@@ -227,7 +242,7 @@ class EximLab:
 # Private Exim lab (tests/harness/exim_lab.py); passed with -C.
 primary_hostname = {self.myhostname}
 qualify_domain = lab.example
-exim_path = {EXIM}
+exim_path = {self.exim_bin}
 spool_directory = {self.spool}
 log_file_path = {self.log_dir}/%slog
 pid_file_path = {self.pid_path}
@@ -308,7 +323,7 @@ begin retry
 
     def exim(self, *args: str) -> subprocess.CompletedProcess:
         """Run this lab's exim4 with its configuration (e.g. "-bpc", "-bp")."""
-        return subprocess.run([str(EXIM), "-C", str(self.conf_path), *args], env=self._env(),
+        return subprocess.run([str(self.exim_bin), "-C", str(self.conf_path), *args], env=self._env(),
                               capture_output=True, text=True, timeout=60)
 
     def _log_tail(self, path: Path, n: int = 5) -> str:
@@ -353,7 +368,7 @@ begin retry
         # -bdf: the daemon stays our child (no zombie left for init), in its own
         # process group; -qN: a queue runner every N, for deferred messages.
         self._daemon = subprocess.Popen(
-            [str(EXIM), "-C", str(self.conf_path), "-bdf", f"-q{self.queue_interval}"],
+            [str(self.exim_bin), "-C", str(self.conf_path), "-bdf", f"-q{self.queue_interval}"],
             env=self._env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
             start_new_session=True,
         )
