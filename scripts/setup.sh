@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the tests need on a fresh Debian machine that has only the
-# Rust toolchain and Python 3.11: Postfix (+ smtp-sink) and a Python virtual
-# environment with pinned packages. Idempotent: a second run does nothing.
+# Rust toolchain and Python 3.11: Postfix (+ smtp-sink), an unpacked Exim, and a
+# Python virtual environment with pinned packages. Idempotent: a second run does nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,10 @@ if ! command -v postfix >/dev/null 2>&1 || ! command -v smtp-sink >/dev/null 2>&
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postfix >/dev/null
 fi
+
+# A real Exim for the end-to-end tests, unpacked from Debian's package into a
+# cache (never installed: exim4-daemon-light conflicts with postfix).
+bash scripts/install_exim.sh
 
 if [ ! -x .venv/bin/python ] || ! cmp -s requirements-test.txt .venv/.requirements-installed; then
   echo "setup: creating .venv with the pinned packages of requirements-test.txt" >&2

@@ -137,23 +137,29 @@ def background_mail(port: int, rng: random.Random, n: int) -> list[dict]:
     return sent
 
 
-def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, flavor: str = "relay") -> dict:
+def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, flavor: str = "relay", mta: str = "postfix") -> dict:
     """flavor "relay": the server's serverInfo.version moves with the package;
     flavor "postmark": launched as `npx -y postmark-mcp@VERSION`, serverInfo
-    stays "1.0.0" (as the real package), and a Postmark export is derived."""
+    stays "1.0.0" (as the real package), and a Postmark export is derived.
+    mta "postfix" writes OUTDIR/postfix/mail.log; "exim" runs the mail through
+    a real Exim instead (exim_lab.py) and writes OUTDIR/exim/mainlog."""
     rng = random.Random(seed)
     outdir = Path(outdir)
     server_name = "postmark" if flavor == "postmark" else SERVER_NAME
-    for sub in ("mcp", "wire", "postfix"):
+    for sub in ("mcp", "wire", mta):
         (outdir / sub).mkdir(parents=True, exist_ok=True)
     desktop = outdir / "mcp" / f"mcp-server-{server_name}.log"
     wire = outdir / "wire" / f"{server_name}.jsonl"
     for f in (desktop, wire):
         f.unlink(missing_ok=True)
     tap_cmd = [sys.executable, str(HERE / "stdio_tap.py"), "--name", server_name, "--desktop-log", str(desktop), "--wire-log", str(wire)]
-    work = Path(tempfile.mkdtemp(prefix="mcpf-postfix-"))
+    work = Path(tempfile.mkdtemp(prefix=f"mcpf-{mta}-"))
     results: list = []
-    lab = PostfixLab(work, virtual_aliases={ALIAS: ALIAS_MEMBERS})
+    if mta == "exim":
+        from exim_lab import EximLab
+        lab = EximLab(work, virtual_aliases={ALIAS: ALIAS_MEMBERS})
+    else:
+        lab = PostfixLab(work, virtual_aliases={ALIAS: ALIAS_MEMBERS})
     with lab:
         clean = plan_calls(rng, benign)
         half = len(clean) // 2
@@ -165,11 +171,12 @@ def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, f
         asyncio.run(agent_session(tap_cmd, MALICIOUS_VERSION, plan_calls(rng, malicious), lab.smtp_port, pace, results, flavor))
         bg += background_mail(lab.smtp_port, rng, 6)
         lab.wait_idle()
-    shutil.copy(lab.log_path, outdir / "postfix" / "mail.log")
+    shutil.copy(lab.log_path, outdir / mta / ("mainlog" if mta == "exim" else "mail.log"))
     shutil.rmtree(work, ignore_errors=True)
     manifest = {
         "description": "Sample incident: an e-mail MCP server turns malicious at a version bump and adds a silent envelope recipient.",
-        "generated_by": "tests/harness/incident.py (real Postfix + smtp-sink, MCP SDK client and server, stdio tap)",
+        "generated_by": f"tests/harness/incident.py (real {'Exim' if mta == 'exim' else 'Postfix'} + smtp-sink, MCP SDK client and server, stdio tap)",
+        "mta": mta,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "year": datetime.now(timezone.utc).year,
         "server_name": server_name,
