@@ -86,6 +86,7 @@ pub fn paths_for(format: Format) -> &'static [&'static str] {
         Format::Exim => &["/var/log/exim4/mainlog"],
         Format::Ses => &["/exports/ses/events.jsonl"],
         Format::ZeekSmtp => &["/opt/zeek/logs/current/smtp.log"],
+        Format::Sendmail => &["/var/log/maillog"],
     }
 }
 

@@ -45,10 +45,12 @@ pub enum Format {
     Ses,
     /// Zeek `smtp.log` (ASCII/TSV with its header, or JSON).
     ZeekSmtp,
+    /// Sendmail via syslog (`sendmail`, `sm-mta`, `sm-msp-queue`).
+    Sendmail,
 }
 
 impl Format {
-    pub const ALL: [Format; 17] = [
+    pub const ALL: [Format; 18] = [
         Format::ClaudeDesktop,
         Format::JsonRpcJsonl,
         Format::Postfix,
@@ -66,6 +68,7 @@ impl Format {
         Format::Exim,
         Format::Ses,
         Format::ZeekSmtp,
+        Format::Sendmail,
     ];
 
     pub fn name(self) -> &'static str {
@@ -87,19 +90,20 @@ impl Format {
             Format::Exim => "exim",
             Format::Ses => "ses",
             Format::ZeekSmtp => "zeek_smtp",
+            Format::Sendmail => "sendmail",
         }
     }
 
     /// The format keeps per-message state across the files of a rotated
     /// set (a mail log's queue), handed on by `Parser::carry_out`.
     pub fn carries_state(self) -> bool {
-        matches!(self, Format::Postfix | Format::Exim)
+        matches!(self, Format::Postfix | Format::Exim | Format::Sendmail)
     }
 
     /// The format is read line by line, so its last line can be caught half
     /// written (JSON documents and configurations are whole files).
     pub fn reads_lines(self) -> bool {
-        matches!(self, Format::Postfix | Format::Exim | Format::JsonRpcJsonl | Format::ClaudeDesktop)
+        matches!(self, Format::Postfix | Format::Exim | Format::Sendmail | Format::JsonRpcJsonl | Format::ClaudeDesktop)
     }
 
     fn looks_like(self, line: &str) -> bool {
@@ -121,6 +125,7 @@ impl Format {
             Format::Exim => crate::mail::exim::looks_like(line),
             Format::Ses => crate::mail::ses::looks_like_document(line),
             Format::ZeekSmtp => crate::mail::zeek::looks_like(line),
+            Format::Sendmail => crate::mail::sendmail::looks_like(line),
         }
     }
 }
@@ -197,7 +202,6 @@ pub fn detect_format(head: &[u8]) -> Option<Format> {
 pub fn other_mta(program: &str) -> Option<&'static str> {
     let base = program.rsplit('/').next().unwrap_or(program);
     match base {
-        "sendmail" | "sm-mta" | "sm-msp-queue" | "sm-mta-in" | "sm-mta-out" | "mailstats" => Some("Sendmail"),
         "smtpd" | "smtp" | "lookup" | "queue" if program == base => Some("OpenSMTPD (or another MTA without a postfix/ prefix)"),
         "qmail" | "qmail-send" | "qmail-smtpd" | "qmail-remote" | "tcpserver" => Some("qmail"),
         "courieresmtpd" | "courierd" | "courier" => Some("Courier"),
@@ -241,8 +245,10 @@ mod tests {
         assert_eq!(detect_format(b"Jun  3 10:40:57 mail dovecot: imap(u): Disconnected\n"), Some(Format::Postfix));
         // Another MTA's syslog lines are not Postfix lines.
         let sendmail = b"Nov 14 14:42:33 precise64 sm-mta[7527]: uAEKY1Xl007527: from=k@m.com, size=55, class=0, nrcpts=1, msgid=<2@p>, proto=SMTP, daemon=MTA-v4, relay=localhost [127.0.0.1]\n";
-        assert_eq!(detect_format(sendmail), None);
-        assert_eq!(likely_unsupported(sendmail), Some("Sendmail"));
+        assert_eq!(detect_format(sendmail), Some(Format::Sendmail));
+        let qmail = b"Nov 14 14:42:33 mx qmail-send[752]: new msg 3145\n";
+        assert_eq!(detect_format(qmail), None);
+        assert_eq!(likely_unsupported(qmail), Some("qmail"));
         let exim_syslog = b"Feb 14 10:00:00 mx exim[1234]: 1t1ABC-000123-AB <= a@b.example H=(x) [192.0.2.1] P=esmtp S=100\n";
         assert_eq!(detect_format(exim_syslog), Some(Format::Exim));
         let exim_main = b"2015-09-01 12:00:00 1ZWlsV-0003Yy-QK <= a@b.example U=alaveteli P=local S=2116\n";

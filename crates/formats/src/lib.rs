@@ -214,6 +214,7 @@ pub fn parser_for(format: Format, info: &SourceInfo) -> Box<dyn Parser> {
         Format::JsonRpcJsonl => Box::new(jsonrpc_jsonl::JsonRpcJsonlParser::new(info)),
         Format::Postfix => Box::new(postfix::PostfixParser::new(info)),
         Format::Exim => Box::new(mail::exim::EximParser::new(info)),
+        Format::Sendmail => Box::new(mail::sendmail::SendmailParser::new(info)),
         Format::Ses => Box::new(mail::ses::SesParser::new(info)),
         Format::ZeekSmtp => Box::new(mail::zeek::ZeekSmtpParser::new(info)),
         Format::Postmark => Box::new(postmark::PostmarkParser::new(info)),

@@ -1204,3 +1204,136 @@ fn zeek_smtp_rows_equal_the_baselines_field_by_field() {
     }
     assert!(checked >= 19, "only {checked} Zeek files");
 }
+
+/// The recipients of a raw Sendmail `to=` line, read off the text: the value
+/// up to the next `, key=` (never an address).
+fn sendmail_to_list(line: &str) -> Option<Vec<String>> {
+    let at = line.find(": to=")?;
+    let value = &line[at + 5..];
+    let end = value.find(", ").unwrap_or(value.len());
+    Some(value[..end].split(',').map(|r| r.trim().trim_matches(['<', '>']).to_lowercase()).filter(|r| !r.is_empty()).collect())
+}
+
+#[test]
+fn sendmail_deliveries_match_the_raw_lines() {
+    let Some(root) = shared() else { return };
+    let mut files = 0;
+    for f in files_under(&root.join("sendmail")) {
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+        let head = mcpf_formats::source::read_head(&f, 64 * 1024).unwrap().0;
+        assert_eq!(detect_format(&head), Some(Format::Sendmail), "{rel}");
+        let (stats, rows) = parse(&f, Format::Sendmail, None);
+        assert_eq!((stats.lines, stats.rejected), (line_count(&f), 0), "{rel}");
+        let text = std::fs::read_to_string(&f).unwrap();
+        // One row per listed recipient of each `to=` line, as the line says.
+        let deliveries = rows.of(Table::MailDeliveries);
+        let mut want_rows = 0;
+        for (i, l) in text.lines().enumerate() {
+            let Some(list) = sendmail_to_list(l) else { continue };
+            let got: Vec<&str> = deliveries.iter().filter(|d| get(d, "source_line") == Some(&(i + 1).to_string())).map(|d| get(d, "recipient").unwrap()).collect();
+            assert_eq!(got, list, "{rel}:{}", i + 1);
+            let stat = &l[l.find("stat=").unwrap() + 5..];
+            let want = if stat.starts_with("Sent") {
+                "sent"
+            } else if stat.starts_with("Deferred") || l.contains("dsn=4.") {
+                "deferred"
+            } else {
+                "bounced"
+            };
+            for d in deliveries.iter().filter(|d| get(d, "source_line") == Some(&(i + 1).to_string())) {
+                assert_eq!(get(d, "status"), Some(want), "{rel}:{}", i + 1);
+                assert_eq!(get(d, "queue_id"), l.split(": ").nth(1), "{rel}:{}", i + 1);
+            }
+            want_rows += list.len();
+        }
+        // And a `rejected` row per refused recipient (`check_rcpt`, `<r>... User unknown`).
+        let refused = text.lines().filter(|l| !l.starts_with('#') && (l.contains("ruleset=check_rcpt") || l.contains(">... "))).count();
+        assert_eq!(deliveries.iter().filter(|d| get(d, "status") == Some("rejected")).count(), refused, "{rel}");
+        assert_eq!(deliveries.len(), want_rows + refused, "{rel}");
+        files += 1;
+    }
+    assert_eq!(files, 9);
+}
+
+#[test]
+fn sendmail_msp_hand_off_bounces_and_local_delivery() {
+    let Some(root) = shared() else { return };
+    let dir = root.join("sendmail/doc-pastes");
+    // The submission program hands the message to the daemon under a new id:
+    // a filter hop naming it; the daemon's deferrals are the egress attempts.
+    let (_, rows) = parse(&dir.join("mkalimu.msp-relay-then-deferred.2009-04-20.log"), Format::Sendmail, Some(2009));
+    let d = rows.of(Table::MailDeliveries);
+    assert_eq!(d.len(), 3);
+    assert_eq!((get(d[0], "queue_id"), get(d[0], "delivery_kind"), get(d[0], "next_queue_id")), (Some("n3KFZnHK006552"), Some("filter_hop"), Some("n3KFZnc6006553")));
+    assert_eq!((get(d[0], "sender"), get(d[0], "recipient"), get(d[0], "delay_s")), (Some("www-data"), Some("xxx@yyy.com"), Some("1")));
+    for x in &d[1..] {
+        assert_eq!((get(x, "status"), get(x, "delivery_kind"), get(x, "dsn")), (Some("deferred"), Some("egress"), Some("4.0.0")));
+        assert_eq!((get(x, "sender"), get(x, "message_id")), (Some("www-data@mkalimu"), Some("200904201535.n3KFZnHK006552@mkalimu")));
+    }
+    assert_eq!(get(d[1], "relay"), Some("mx00.1and1.co.uk[212.227.15.169]"));
+    assert_eq!(get(d[1], "ts"), Some("2009-04-20T16:35:51.000000Z"));
+    let m = rows.of(Table::MailMessages);
+    let state = |q: &str| m.iter().find(|r| get(r, "queue_id") == Some(q)).map(|r| (get(r, "final_state").map(str::to_string), get(r, "filtered_to").map(str::to_string), get(r, "filtered_from").map(str::to_string)));
+    assert_eq!(state("n3KFZnHK006552"), Some((Some("filtered".into()), Some("n3KFZnc6006553".into()), None)));
+    assert_eq!(state("n3KFZnc6006553"), Some((Some("still_queued".into()), None, Some("n3KFZnHK006552".into()))));
+    // The MSP line logged after the daemon's delivery: the hop still names it.
+    let (_, rows) = parse(&dir.join("localmachine.msp-to-mta-sent.2008-04-15.log"), Format::Sendmail, Some(2008));
+    let d = rows.of(Table::MailDeliveries);
+    let kinds: Vec<_> = d.iter().map(|x| (get(x, "queue_id").unwrap(), get(x, "delivery_kind").unwrap(), get(x, "status").unwrap())).collect();
+    assert_eq!(kinds, vec![("m3FMiVh2016699", "egress", "sent"), ("m3FMiGem016698", "filter_hop", "sent")]);
+    assert_eq!(get(d[0], "response"), Some("Sent (ok:  Message 16044892 accepted)"));
+    // A bounce, its notification under a new id, delivered locally to root.
+    let (_, rows) = parse(&dir.join("myvps1976.dsn-child-queue-id.2012-06-26.log"), Format::Sendmail, Some(2012));
+    let d = rows.of(Table::MailDeliveries);
+    assert_eq!((get(d[0], "status"), get(d[0], "dsn"), get(d[0], "response")), (Some("bounced"), Some("5.0.0"), Some("Service unavailable")));
+    assert_eq!((get(d[1], "recipient"), get(d[1], "delivery_kind"), get(d[1], "notification_of")), (Some("root"), Some("local"), Some("q5PNOMeP031760")));
+    let m = rows.of(Table::MailMessages);
+    assert_eq!(m.iter().map(|r| (get(r, "queue_id").unwrap(), get(r, "final_state").unwrap())).collect::<Vec<_>>(), vec![("q5PNOMeP031760", "bounced"), ("q5PNOPeP031762", "delivered")]);
+    // `Operating system error` with dsn 4.5.0 is temporary; Postfix's line in
+    // the same syslog is another program's.
+    let (stats, rows) = parse(&dir.join("cutiebunny.syserr-ruleset-deferred.2008-12-06.log"), Format::Sendmail, Some(2008));
+    assert_eq!((stats.parsed, stats.skipped), (2, 3));
+    assert!(rows.of(Table::MailDeliveries).iter().all(|x| get(x, "status") == Some("deferred")));
+}
+
+#[test]
+fn sendmail_fail2ban_times_of_refused_recipients() {
+    let Some(root) = shared() else { return };
+    let path = root.join("sendmail/fail2ban/sendmail-reject");
+    let (_, rows) = parse(&path, Format::Sendmail, None);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let by_line: BTreeMap<String, &BTreeMap<&'static str, Option<String>>> = rows.of(Table::MailDeliveries).into_iter().map(|d| (get(d, "source_line").unwrap().to_string(), d)).collect();
+    let (mut expected, mut checked) = (None, 0);
+    for (i, line) in text.lines().enumerate() {
+        if let Some(j) = line.strip_prefix("# failJSON:") {
+            expected = serde_json::from_str::<serde_json::Value>(j.trim()).ok().and_then(|v| v.get("time").and_then(|t| t.as_str()).map(str::to_string));
+            continue;
+        }
+        let want = expected.take();
+        if !line.contains("ruleset=check_rcpt") {
+            continue;
+        }
+        let d = by_line.get(&(i + 1).to_string()).unwrap_or_else(|| panic!("{}: no row for {line}", i + 1));
+        let rcpt = line.split("arg1=<").nth(1).and_then(|r| r.split('>').next()).unwrap().to_lowercase();
+        assert_eq!((get(d, "status"), get(d, "recipient")), (Some("rejected"), Some(rcpt.as_str())), "{line}");
+        assert_eq!(get(d, "dsn"), line.split("reject=").nth(1).and_then(|r| r.split(' ').nth(1)), "{line}");
+        if let Some(w) = want {
+            // fail2ban's harness assumes the year of `time`; the line has none.
+            let year = &w[..4];
+            let (_, one) = parse_one(line, year.parse().unwrap());
+            assert_eq!(one.trim_end_matches('Z').split('.').next(), Some(w.as_str()), "{line}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} oracle lines");
+}
+
+/// The `ts` of a single Sendmail line parsed in `year`.
+fn parse_one(line: &str, year: i32) -> (SourceStats, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("maillog");
+    std::fs::write(&p, format!("{line}\n")).unwrap();
+    let (stats, rows) = parse(&p, Format::Sendmail, Some(year));
+    let ts = rows.of(Table::MailDeliveries).first().and_then(|d| get(d, "ts")).unwrap_or_default().to_string();
+    (stats, ts)
+}

@@ -2,5 +2,6 @@
 //! `crate::postfix`, whose per-message state and row builder these share).
 
 pub mod exim;
+pub mod sendmail;
 pub mod ses;
 pub mod zeek;
