@@ -87,6 +87,9 @@ pub fn paths_for(format: Format) -> &'static [&'static str] {
         Format::Ses => &["/exports/ses/events.jsonl"],
         Format::ZeekSmtp => &["/opt/zeek/logs/current/smtp.log"],
         Format::Sendmail => &["/var/log/maillog"],
+        Format::Gmail => &["/exports/gmail/gmail_logs.json"],
+        Format::M365Trace => &["/exports/m365/messagetrace.json"],
+        Format::ExchangeTracking => &["C:/Program Files/Microsoft/Exchange Server/V15/TransportRoles/Logs/MessageTracking/MSGTRK2026030110-1.LOG"],
     }
 }
 

@@ -33,7 +33,7 @@ enum Command {
         /// Lake directory (created if missing).
         #[arg(long)]
         lake: PathBuf,
-        /// Force a parser: claude_desktop, jsonrpc_jsonl or postfix (default: detect per file).
+        /// Force a parser by its name, e.g. postfix, exim, sendmail, exchange_tracking (a wrong name lists them all; default: detect per file).
         #[arg(long)]
         format: Option<Format>,
         /// Year of the first line of year-less syslog timestamps (default: from the file's time).

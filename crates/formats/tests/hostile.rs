@@ -16,7 +16,7 @@ impl RowSink for Count {
     }
 }
 
-const SEEDS: [&str; 24] = [
+const SEEDS: [&str; 27] = [
     "Mar  1 10:00:01 mx postfix/cleanup[2]: 4104E3D: milter-header-redirect: header X-Spam-Status: Yes from h[61.238.241.86]; from=<w@c.com> to=<v@e.com> proto=ESMTP helo=<e.com>: tom@example.com",
     "Jan 28 06:40:37 mail postfix/smtp[15076]: 8BD903012026: to=<h@x.com>, relay=127.0.0.1[127.0.0.1]:10024, delay=0.55, delays=0.44/0.01/0/0.09, dsn=2.0.0, status=sent (250 2.0.0 Ok: queued as BF76C3012027)",
     "Nov 25 01:40:58 mx1 postfix/smtp[3991]: 89AE498C146: to=<carol@other.example>, orig_to=<x@y.z>, relay=127.0.0.1[127.0.0.1]:40871, delay=0.03, delays=0.01/0.01/0/0, dsn=2.0.0, status=sent (250 2.0.0 Ok)",
@@ -44,6 +44,12 @@ const SEEDS: [&str; 24] = [
     // Sendmail: an MSP hand-off (a filter hop naming the daemon's queue id) and a multi-recipient deferral.
     "Apr 15 19:44:31 localmachine sendmail[16698]: m3FMiGem016698: to=enrico.lüzi@companydomain, ctladdr=oi (1000/1000), delay=00:00:15, xdelay=00:00:00, mailer=relay, pri=30072, relay=[127.0.0.1] [127.0.0.1], dsn=2.0.0, stat=Sent (m3FMiVh2016699 Message accepted for delivery)",
     "Jun 17 14:37:39 <mail.info> robin sm-mta[6555]: n3KFZnc6006553: to=<xxx@yyy.com>,<ä@b.example>, ctladdr=<www-data@mkalimu> (33/33), delay=1+00:00:02, mailer=esmtp, relay=mx00.1and1.co.uk. [212.227.15.169], dsn=4.0.0,stat=Deferred: 421 unable, to verify",
+    // Exchange message tracking: a header and a multi-recipient SENDEXTERNAL row with quoted commas.
+    "#Fields: date-time,event-id,network-message-id,message-id,recipient-address,recipient-status,related-recipient-address,return-path,sender-address,message-subject,client-hostname,server-hostname,server-ip\n2026-03-01T10:00:02.000Z,SENDEXTERNAL,n1,<m1@x.example>,a@corp.example;ç@evil.example,\"250 2.1.5 OK, fine\";250 2.1.5Recipient OK,,s@corp.example,s@corp.example,\"Hi, there\",ex1,mx.evil.example,192.0.2.7",
+    // Microsoft 365 message trace, classic record (escaped brackets, zone-less time).
+    "{\"Organization\":\"contoso.com\",\"MessageId\":\"\\u003cGVAP@PROD.OUTLOOK.COM\\u003e\",\"Received\":\"2022-10-21T17:25:36.969376\",\"SenderAddress\":\"<>\",\"RecipientAddress\":\"lïnus@contoso.com\",\"Subject\":null,\"Status\":\"Delivered\",\"ToIP\":null,\"FromIP\":\"40.107.23.54\",\"Size\":22761,\"MessageTraceId\":\"a5e6dc0f-23df\",\"Index\":0}",
+    // Gmail log row by name.
+    "{\"event_info\":{\"timestamp_usec\":\"1753594930801601\",\"mail_event_type\":\"1\"},\"message_info\":{\"rfc2822_message_id\":\"<m@x>\",\"source\":{\"address\":\"ä@corp.example\"},\"destination\":[{\"address\":\"phan@giftshop.club\"}],\"connection_info\":{\"smtp_out_remote_host\":\"mx.b\"}}}",
     // As `codex mcp add` writes config.toml.
     "[mcp_servers.pöstmark]\ncommand = \"npx\"\nargs = [\"-y\", \"postmark-mcp\"]\n\n[mcp_servers.pöstmark.env]\nPOSTMARK_SERVER_TOKEN = \"x\"\n\n[mcp_servers.remote]\nurl = \"https://mcp.example.com/mcp\"\nbearer_token_env_var = \"MAIL_TOKEN\"",
 ];
