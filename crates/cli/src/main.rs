@@ -49,7 +49,8 @@ enum Command {
         /// Print one line per source.
         #[arg(short, long)]
         verbose: bool,
-        /// Files or directories (recursive).
+        /// Files or directories (recursive); `-` reads standard input (kept
+        /// in the lake as `_lake/spool/stdin-HASH`, gzip/zstd/bzip2 too).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
@@ -255,6 +256,12 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
         Command::Ingest { lake, format, year, tz, verbose, paths } => {
             let lake = Lake::open(&lake)?;
             let mut on_wait = |holder: &str| eprintln!("waiting for the lake's writers' lock (held by {}) ...", output::terminal_safe(holder));
+            let mut paths = paths;
+            if let Some(i) = paths.iter().position(|p| p.as_os_str() == "-") {
+                let spooled = lake.spool(&mut std::io::stdin().lock())?;
+                paths.retain(|p| p.as_os_str() != "-");
+                paths.insert(i.min(paths.len()), spooled);
+            }
             let s = lake.ingest_with(&paths, &IngestOptions { format, year, zone: tz, ..Default::default() }, &mut on_wait)?;
             print_summary(&s, verbose);
             if s.failed_sources() > 0 {

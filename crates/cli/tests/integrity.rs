@@ -464,3 +464,45 @@ fn tz_sets_the_zone_of_zone_less_stamps() {
     assert!(text(&o).contains("IANA name"), "{}", text(&o));
     assert!(!fx.path("bad").exists(), "nothing is created for a usage error");
 }
+
+/// `ingest -`: a pipe (`zcat maillog-*.gz | …`, or the compressed bytes
+/// themselves) is kept in the lake as the file its rows point back to; the
+/// same bytes piped again add nothing; `verify` re-reads the kept copy.
+#[test]
+fn standard_input_is_kept_as_evidence_and_read_once() {
+    let fx = Fixture::new();
+    let lake = fx.path("lake");
+    let l = lake.to_str().unwrap();
+    let log = postfix_log(20, 9);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(log.as_bytes()).unwrap();
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+    bz.write_all(postfix_log(5, 10).as_bytes()).unwrap();
+    let pipe = |bytes: &[u8]| {
+        let mut c = cli(&["ingest", "--lake", l, "--year", "2026", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        c.stdin.take().unwrap().write_all(bytes).unwrap();
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        o
+    };
+    pipe(&gz.finish().unwrap());
+    let count = |q: &str| {
+        let o = run(&["sql", "--lake", l, "--format", "csv", q]);
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).lines().nth(1).unwrap_or_default().to_string()
+    };
+    assert_eq!(count("SELECT count(*) FROM mail_deliveries"), "40");
+    assert_eq!(count("SELECT count(*) FROM mail_deliveries WHERE source_file NOT LIKE '%/_lake/spool/stdin-%'"), "0");
+    let o = pipe(&{
+        let mut again = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        again.write_all(log.as_bytes()).unwrap();
+        again.finish().unwrap()
+    });
+    assert!(text(&o).contains("already"), "the same content again is known: {}", text(&o));
+    assert_eq!(count("SELECT count(*) FROM mail_deliveries"), "40");
+    pipe(&bz.finish().unwrap());
+    assert_eq!(count("SELECT count(*) FROM mail_deliveries"), "50");
+    assert_eq!(count("SELECT count(DISTINCT source_file) FROM mail_deliveries"), "2");
+    let o = run(&["verify", "--lake", l]);
+    assert!(o.status.success(), "{}", text(&o));
+}

@@ -20,6 +20,8 @@ pub enum Compression {
     None,
     Gzip,
     Zstd,
+    /// `.bz2` (rotated sets compressed with `compresscmd bzip2`).
+    Bzip2,
 }
 
 impl Compression {
@@ -28,6 +30,8 @@ impl Compression {
             Compression::Gzip
         } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
             Compression::Zstd
+        } else if head.len() >= 4 && head.starts_with(b"BZh") && (b'1'..=b'9').contains(&head[3]) {
+            Compression::Bzip2
         } else {
             Compression::None
         }
@@ -100,6 +104,8 @@ pub fn decompressed<'a, R: Read + 'a>(mut raw: R) -> io::Result<(Box<dyn BufRead
         Compression::None => Box::new(raw),
         Compression::Gzip => Box::new(BufReader::with_capacity(256 * 1024, flate2::bufread::MultiGzDecoder::new(raw))),
         Compression::Zstd => Box::new(BufReader::with_capacity(256 * 1024, zstd::stream::read::Decoder::with_buffer(raw)?)),
+        // Multi-stream, as `bzcat` reads a file of concatenated streams.
+        Compression::Bzip2 => Box::new(BufReader::with_capacity(256 * 1024, bzip2::bufread::MultiBzDecoder::new(raw))),
     };
     Ok((reader, compression))
 }

@@ -18,6 +18,8 @@
 //! - `runs/RUN_ID.json` is the journal of a writer run, created before its
 //!   first write and removed after its snapshot is published. One left behind
 //!   means that run died; the next writer removes its files.
+//! - `spool/stdin-HASH` are streams ingested from standard input (`ingest
+//!   -`), kept as the files their rows point back to (see `crate::spool`).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};

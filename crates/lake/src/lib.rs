@@ -27,6 +27,7 @@ pub mod layout;
 mod legacy;
 pub mod rotation;
 mod sink;
+pub mod spool;
 pub mod store;
 pub mod summary;
 pub mod txn;
@@ -157,6 +158,13 @@ impl Lake {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Keep a stream (standard input) in the lake as a file to ingest: its
+    /// path, `_lake/spool/stdin-HASH` (see [`spool::spool`]).
+    pub fn spool(&self, input: &mut dyn std::io::Read) -> Result<PathBuf> {
+        self.layout().create().map_err(|e| self.lake_err(format!("cannot create the lake's folder: {e}")))?;
+        spool::spool(&self.root, input).map_err(|e| self.lake_err(format!("cannot keep standard input in _lake/spool: {e}")))
     }
 
     /// Directory of a table.

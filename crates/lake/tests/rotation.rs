@@ -287,3 +287,30 @@ fn content_filter_hops_are_labelled_and_not_counted_as_mail_that_left() {
     );
     assert_ne!(chain[3], "| 0        |", "{chain:#?}");
 }
+
+/// `compresscmd bzip2`: a set of `mail.log.2.bz2`, `mail.log.1.gz` and the
+/// live file reads as the whole log, whatever each file's compression.
+#[test]
+fn a_set_of_bzip2_gzip_and_plain_files_reads_as_the_whole_log() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let (whole, older, newer) = split_sample();
+    let reference = Lake::open(dir.path().join("reference")).unwrap();
+    let wd = dir.path().join("w");
+    std::fs::create_dir_all(&wd).unwrap();
+    std::fs::write(wd.join("mail.log"), &whole).unwrap();
+    ingest(&reference, &[&wd]);
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    let (oldest, middle) = older.split_at(older[..older.len() / 2].rfind('\n').unwrap() + 1);
+    let mut bz = bzip2::write::BzEncoder::new(std::fs::File::create(live.join("mail.log.2.bz2")).unwrap(), bzip2::Compression::default());
+    bz.write_all(oldest.as_bytes()).unwrap();
+    bz.finish().unwrap();
+    gzip(&live.join("mail.log.1.gz"), middle);
+    std::fs::write(live.join("mail.log"), &newer).unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    let s = ingest(&lake, &[&live]);
+    assert_eq!(s.sources.iter().map(|r| r.stats.rejected).sum::<u64>(), 0);
+    assert_eq!(rows(&lake, DELIVERIES), rows(&reference, DELIVERIES));
+    assert_eq!(rows(&lake, MESSAGES), rows(&reference, MESSAGES));
+}
