@@ -36,7 +36,10 @@ def sample(tmp_path):
 
 
 def _model_fields(model) -> dict:
-    return getattr(model, "model_fields", {})
+    """The model's attributes by the names they take in JSON (an alias such
+    as Email's `from` for the Python name `from_`)."""
+    fields = getattr(model, "model_fields", {})
+    return {(f.alias or name): f for name, f in fields.items()}
 
 
 def _inner_model(annotation):
@@ -86,6 +89,37 @@ def test_ocsf_detection_findings_validate(sample):
     # The same finding has the same uid in the next run (a SIEM de-duplicates on it).
     again = [json.loads(line)["finding_info"]["uid"] for line in cli("detect", "--lake", str(lake), "--format", "ocsf").stdout.splitlines()]
     assert again == ids
+
+
+
+def test_ocsf_email_activity_of_deliveries_validates(sample):
+    """`sql --format ocsf` over mail_deliveries and `timeline --format ocsf`
+    write OCSF 1.5 Email Activity (class 4009) that validates against the
+    OCSF models, every key an OCSF attribute, provenance kept."""
+    from ocsf.v1_5_0.events import EmailActivity
+
+    logs, lake, manifest = sample
+    rows = int(cli("sql", "--lake", str(lake), "--format", "csv", "SELECT count(*) AS n FROM mail_deliveries").stdout.splitlines()[1])
+    out = cli("sql", "--lake", str(lake), "--format", "ocsf", "SELECT * FROM mail_deliveries").stdout.splitlines()
+    assert len(out) == rows > 0
+    for line in out:
+        event = json.loads(line)
+        EmailActivity.model_validate(event)
+        _strict_keys({k: v for k, v in event.items() if k != "unmapped"}, EmailActivity)
+        assert (event["class_uid"], event["category_uid"]) == (4009, 4)
+        assert event["type_uid"] == 400900 + event["activity_id"]
+        assert event["unmapped"]["source_file"] and event["unmapped"]["source_line"] >= 1
+    sent = [json.loads(line) for line in out if json.loads(line)["activity_id"] == 1]
+    assert sent and all(e["direction_id"] == 2 and e["status_id"] == 1 for e in sent)
+    # The attacker's timeline as Email Activity: each copy that left for them.
+    tl = [json.loads(line) for line in cli("timeline", "--lake", str(lake), "--entity", manifest["attacker"], "--format", "ocsf").stdout.splitlines()]
+    assert tl and all(e["email"]["smtp_to"] == [manifest["attacker"]] for e in tl)
+    for e in tl:
+        EmailActivity.model_validate(e)
+    assert len({e["metadata"]["uid"] for e in tl}) == len(tl), "one stable id per delivery row"
+    # Not delivery rows: refused with what to do instead.
+    bad = cli("sql", "--lake", str(lake), "--format", "ocsf", "SELECT count(*) FROM tool_calls", check=False)
+    assert bad.returncode != 0 and "mail_deliveries" in bad.stderr
 
 
 USER_RULE = """

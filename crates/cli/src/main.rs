@@ -97,7 +97,9 @@ enum Command {
         entity: String,
         #[command(flatten)]
         setup: SetupArgs,
-        /// table, json, jsonl, csv or timesketch (JSONL for Timesketch import).
+        /// table, json, jsonl, csv, timesketch (JSONL for Timesketch import)
+        /// or ocsf (the entity's mail deliveries as OCSF 1.5 Email Activity,
+        /// one JSON per line).
         #[arg(long, default_value = "table")]
         format: OutputFormat,
         /// Leave findings out (no detection run).
@@ -119,6 +121,9 @@ enum Command {
     Sql {
         #[arg(long)]
         lake: PathBuf,
+        /// table, json, jsonl, csv (formula-safe), or ocsf: rows of
+        /// mail_deliveries (SELECT * FROM mail_deliveries …) as OCSF 1.5 Email
+        /// Activity, one JSON per line.
         #[arg(long, default_value = "table")]
         format: OutputFormat,
         /// Bind a named parameter: NAME=VALUE binds text (a queue id or phone number stays text); NAME:int=, NAME:float=, NAME:bool= bind typed values. Use $NAME in the query.
@@ -297,6 +302,14 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
         Command::Timeline { lake, entity, setup, format, no_findings } => {
             let lake = require_lake(&lake)?;
             let rs = setup.setup()?;
+            if format == OutputFormat::Ocsf {
+                let batches = ops::timeline_deliveries(&lake, &entity, None)?;
+                if batches.iter().all(|b| b.num_rows() == 0) {
+                    eprintln!("no mail delivery in the lake mentions {:?} (OCSF Email Activity covers deliveries; --format jsonl shows every event)", output::terminal_safe(&entity));
+                }
+                output::write_batches(&mut out, &batches, format)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let batch = ops::timeline(&lake, &rs, &entity, !no_findings, None)?;
             if batch.num_rows() == 0 {
                 eprintln!("nothing in the lake mentions {:?} (addresses, server names, session, call and message ids are matched exactly, ignoring case)", output::terminal_safe(&entity));

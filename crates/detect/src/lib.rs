@@ -12,6 +12,7 @@ pub mod fixtures;
 pub mod lists;
 pub mod materialize;
 pub mod ocsf;
+pub mod ocsf_email;
 pub mod ops;
 pub mod output;
 pub mod rule;

@@ -90,6 +90,19 @@ pub fn timeline(lake: &Lake, setup: &RuleSetup, entity: &str, with_findings: boo
     )
 }
 
+/// The delivery rows of one entity's timeline, whole, in time order (for
+/// OCSF Email Activity output).
+pub fn timeline_deliveries(lake: &Lake, entity: &str, stop: Option<&AtomicBool>) -> Result<Vec<RecordBatch>> {
+    block_on(
+        lake,
+        async {
+            let engine = Engine::open(lake).await?;
+            timeline::timeline_deliveries(&engine, entity).await
+        },
+        stop,
+    )
+}
+
 /// Run SQL over the lake (and the lists of `setup`, as `list_NAME`) with
 /// named parameters bound as `$name`, never pasted into the text.
 pub fn sql(lake: &Lake, setup: &RuleSetup, query: &str, params: Vec<(String, ScalarValue)>, stop: Option<&AtomicBool>) -> Result<(SchemaRef, Vec<RecordBatch>)> {

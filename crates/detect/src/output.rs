@@ -20,7 +20,8 @@ pub enum OutputFormat {
     Json,
     Jsonl,
     Csv,
-    /// Findings only: OCSF Detection Finding (class 2004), one JSON object per line.
+    /// OCSF, one JSON object per line: findings as Detection Finding (class
+    /// 2004), delivery rows (`sql`, `timeline`) as Email Activity (class 4009).
     Ocsf,
     /// Timelines only: JSON Lines that Timesketch imports (message, datetime, timestamp_desc).
     Timesketch,
@@ -197,8 +198,11 @@ pub fn write_batches(w: &mut dyn Write, batches: &[RecordBatch], format: OutputF
             Some(t) => serde_json::Value::String(t.clone()),
         }
     };
-    if format == OutputFormat::Ocsf {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "--format ocsf is for findings (detect); for query results use table, json, jsonl or csv"));
+    if format == OutputFormat::Ocsf && !(names.iter().any(|n| n == "ts") && names.iter().any(|n| n == "recipient")) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--format ocsf on query results writes delivery rows as OCSF Email Activity and needs mail_deliveries columns (at least ts and recipient): SELECT * FROM mail_deliveries WHERE …; for other results use table, json, jsonl or csv",
+        ));
     }
     let mut rows: Vec<Vec<Option<String>>> = Vec::new();
     for b in batches {
@@ -208,7 +212,16 @@ pub fn write_batches(w: &mut dyn Write, batches: &[RecordBatch], format: OutputF
         }
     }
     match format {
-        OutputFormat::Ocsf => unreachable!("refused above"),
+        OutputFormat::Ocsf => {
+            for r in &rows {
+                let row: crate::ocsf_email::Row = names.iter().zip(r).enumerate().map(|(j, (n, v))| (n.clone(), json_value(j, v))).collect();
+                if let Some(event) = crate::ocsf_email::email_activity(&row) {
+                    serde_json::to_writer(&mut *w, &event)?;
+                    writeln!(w)?;
+                }
+            }
+            Ok(())
+        }
         OutputFormat::Timesketch => {
             // Timesketch's JSONL import needs message, datetime and timestamp_desc;
             // every other column rides along as an attribute.

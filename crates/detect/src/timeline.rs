@@ -72,6 +72,32 @@ FROM mail_events
 WHERE sender = $e OR recipient = $e OR redirect_to = $e OR lower(queue_id) = $e
 "#;
 
+/// The delivery rows of the timeline, whole (every `mail_deliveries`
+/// column), in time order: what `timeline --format ocsf` writes as OCSF
+/// Email Activity. The same entity match as [`TIMELINE_SQL`]'s deliveries.
+pub const TIMELINE_DELIVERIES_SQL: &str = r#"
+WITH calls_of_entity AS (
+  SELECT call_id FROM intended_recipients WHERE address = $e
+  UNION SELECT call_id FROM call_message_ids WHERE lower(message_id) = $e
+),
+message_ids_of_entity AS (
+  SELECT lower(message_id) AS mid FROM call_message_ids WHERE lower(server_name) = $e OR lower(session_id) = $e OR call_id IN (SELECT call_id FROM calls_of_entity)
+)
+SELECT * FROM mail_deliveries
+WHERE recipient = $e OR sender = $e OR orig_recipient = $e OR lower(message_id) = $e OR lower(queue_id) = $e OR lower(next_queue_id) = $e
+   OR lower(message_id) IN (SELECT mid FROM message_ids_of_entity)
+ORDER BY ts, source_file, source_offset
+"#;
+
+/// The entity's delivery rows (see [`TIMELINE_DELIVERIES_SQL`]).
+pub async fn timeline_deliveries(engine: &Engine, entity: &str) -> Result<Vec<RecordBatch>> {
+    let e = normalize_entity(entity);
+    if e.is_empty() {
+        return Err(err("--entity is empty: give an address, server name, session id or message id"));
+    }
+    engine.sql(TIMELINE_DELIVERIES_SQL, vec![("e".to_string(), ScalarValue::Utf8(Some(e)))]).await
+}
+
 /// Normalize what the user typed: trim, drop angle brackets, lower case.
 pub fn normalize_entity(entity: &str) -> String {
     entity.trim().trim_start_matches('<').trim_end_matches('>').trim().to_lowercase()

@@ -308,3 +308,27 @@ fn recipients_past_the_kept_limit_are_not_reported_as_unintended() {
     let f = run(&w, &log, &[]);
     assert_eq!(of(&f, "mail.unintended_recipient").len(), 1);
 }
+
+/// The finding says how the recipient's role is known: exactly from SES's
+/// envelope minus headers, only as an envelope recipient from Postfix.
+#[test]
+fn unintended_recipient_says_which_role_evidence_was_exact() {
+    let mut w = init("2026-03-01T10:00:00Z", 1, "1.0.16");
+    w.extend(call("2026-03-01T10:00:10Z", 2, json!({"to": "client@c.example", "from": "agent@corp.example"}), "Email sent successfully!\nMessageID: 0100018e-aaaa"));
+    let ses = json!({"eventType":"Delivery","mail":{"timestamp":"2026-03-01T10:00:11.000Z","source":"agent@corp.example","messageId":"0100018e-aaaa",
+        "destination":["client@c.example","phan@giftshop.club"],"headersTruncated":false,
+        "commonHeaders":{"from":["agent@corp.example"],"to":["Client <client@c.example>"],"messageId":"0100018e-aaaa","subject":"Invoice"}},
+        "delivery":{"timestamp":"2026-03-01T10:00:12.000Z","recipients":["client@c.example","phan@giftshop.club"],"smtpResponse":"250 2.0.0 OK","reportingMTA":"a8-1.smtp-out.amazonses.com"}});
+    let f = run_files(&[("wire.jsonl", w.join("\n") + "\n"), ("ses.jsonl", format!("{ses}\n"))], &[]);
+    let u = of(&f, "mail.unintended_recipient");
+    assert_eq!(u.len(), 1, "{u:#?}");
+    let detail = u[0].detail.as_deref().unwrap_or_default();
+    assert!(detail.contains("as a blind copy (exact: in the envelope, in no header)"), "{detail}");
+    // From an MTA log the same extra recipient is only an envelope recipient.
+    let mut w = init("2026-03-01T10:00:00Z", 1, "1.0.16");
+    w.extend(call("2026-03-01T10:00:10Z", 2, json!({"to": "client@c.example", "from": "agent@corp.example"}), "MessageID: m1@corp.example"));
+    let pf = mail("2026-03-01T10:00:11+00:00", "CCCC000001", "m1@corp.example", "agent@corp.example", &[("client@c.example", None), ("phan@giftshop.club", None)]);
+    let f = run(&w, &pf, &[]);
+    let detail = of(&f, "mail.unintended_recipient")[0].detail.clone().unwrap_or_default();
+    assert!(detail.contains("(an envelope recipient: the log records no header role)"), "{detail}");
+}
