@@ -47,6 +47,9 @@ fn client_of(path: &str) -> &'static str {
         "vscode"
     } else if p.ends_with(".mcp.json") || p.ends_with(".claude.json") {
         "claude_code"
+    } else if p.ends_with("/.gemini/settings.json") || p == ".gemini/settings.json" {
+        // `~/.gemini/settings.json` and a project's `.gemini/settings.json`.
+        "gemini_cli"
     } else {
         "unknown"
     }

@@ -1037,6 +1037,12 @@ fn exim_facts_of_the_issue_pastes() {
     assert_eq!((get(d, "message_id"), get(d, "subject"), get(d, "nrcpt")), (Some("E1tixMn-00000000C5j-1wRa@mail.domain.ru"), Some("test"), Some("1")));
     assert_eq!((get(d, "ts"), get(d, "host"), get(d, "delay_s")), (Some("2025-02-14T18:12:33.501000Z"), Some("192.168.55.51"), Some("0.004")));
     assert!(get(d, "response").unwrap().starts_with("Child process of dovecot_delivery transport returned 127"));
+    // The message row keeps the syslog host it was logged on (it was lost
+    // when the message's state was removed before its row was written).
+    let m = rows.of(Table::MailMessages);
+    assert_eq!(m.len(), 1);
+    assert_eq!((get(m[0], "host"), get(m[0], "final_state")), (Some("192.168.55.51"), Some("bounced")));
+    assert!(get(m[0], "message_key").unwrap().starts_with("192.168.55.51:1tixMn-00000000C5j-1wRa:"));
     // `for a a`: the envelope list as logged (twice the same address: two).
     let (_, rows) = parse(&root.join("exim/issue-pastes/alaveteli-2824.2015-09-01.log"), Format::Exim, None);
     let m = rows.of(Table::MailMessages);

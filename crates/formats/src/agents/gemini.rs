@@ -90,12 +90,17 @@ impl GeminiParser {
         let msg_ts = m.get("timestamp").and_then(Value::as_str).and_then(parse_rfc3339);
         for (j, c) in m.get("toolCalls").and_then(Value::as_array).into_iter().flatten().enumerate() {
             let (Some(id), Some(name)) = (c.get("id").and_then(Value::as_str), c.get("name").and_then(Value::as_str)) else { continue };
-            let Some(ts) = c.get("timestamp").and_then(Value::as_str).and_then(parse_rfc3339).or(msg_ts) else { continue };
+            // A call's own `timestamp` is when it finished (Gemini CLI 0.61
+            // writes the record once the call is done); the model message
+            // that asked for it is when it was requested.
+            let done_ts = c.get("timestamp").and_then(Value::as_str).and_then(parse_rfc3339);
+            let Some(end) = done_ts.or(msg_ts) else { continue };
+            let start = msg_ts.filter(|t| *t <= end).unwrap_or(end);
             let at = Pos { pointer: Some(format!("{base}/toolCalls/{j}")), ..pos.clone() };
-            let mut emitted = self.request(id, name, c.get("args"), ts, &at, out);
+            let mut emitted = self.request(id, name, c.get("args"), start, &at, out);
             let status = c.get("status").and_then(Value::as_str).unwrap_or("");
             if matches!(status, "success" | "error" | "cancelled") {
-                emitted |= self.response(id, c.get("resultDisplay").or_else(|| c.get("result")), status != "success", ts, &at, out);
+                emitted |= self.response(id, c.get("resultDisplay").or_else(|| c.get("result")), status != "success", end, &at, out);
             }
             n += usize::from(emitted);
         }

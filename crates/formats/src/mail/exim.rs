@@ -27,7 +27,7 @@ use crate::collect::LineOutcome;
 use crate::postfix::queue::{Outcome, Queues};
 use crate::postfix::{delivery_kind, envelope, split_syslog, MailDelivery};
 use crate::time::{from_parts_in, YearTracker, Zone};
-use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
+use crate::{Emit, Format, Line, Parser, SourceInfo};
 
 /// Longest response or error text kept per row.
 const MAX_TEXT: usize = 1024;
@@ -498,14 +498,7 @@ impl EximParser {
     }
 
     fn completed(&mut self, line: &Line<'_>, id: &str, out: &mut dyn Emit) {
-        if let Some(s) = self.queues.remove(id) {
-            let host = self.queues.hosts.remove(id);
-            let key = s.key(host.as_deref(), id);
-            let date = s.date();
-            let related = Some(s.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")).filter(|r| !r.is_empty());
-            let row = s.message_row(host.as_deref().filter(|h| !h.is_empty()), id, &key, &date, s.final_state(false), related.as_deref());
-            out.named(&line.pos, row);
-        }
+        self.queues.close(id, &line.pos, &self.file, out);
     }
 }
 
@@ -616,39 +609,17 @@ impl Parser for EximParser {
     }
 
     fn finish(&mut self, out: &mut dyn Emit) {
-        if self.continues {
-            return;
-        }
-        for id in self.queues.open_ids() {
-            let Some(s) = self.queues.map.get(&id).cloned() else { continue };
-            let Some((file, offset, line)) = s.last_at.clone() else { continue };
-            let host = self.queues.hosts.get(&id).cloned();
-            let key = s.key(host.as_deref(), &id);
-            let date = s.date();
-            let related = Some(s.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")).filter(|r| !r.is_empty());
-            let row = s.message_row(host.as_deref().filter(|h| !h.is_empty()), &id, &key, &date, s.final_state(true), related.as_deref());
-            let pos = Pos { offset, line, pointer: None };
-            if *file != *self.file {
-                out.named_elsewhere(&file, &pos, row);
-            } else {
-                out.named(&pos, row);
-            }
+        if !self.continues {
+            self.queues.write_open(&self.file, out);
         }
     }
 
     fn carry_out(&mut self) -> Option<serde_json::Value> {
-        serde_json::to_value(self.queues.carry_out(self.years.last())).ok()
+        self.queues.carry_json(&self.years)
     }
 
     fn carry_in(&mut self, state: &serde_json::Value) {
-        if let Ok(c) = serde_json::from_value::<crate::postfix::queue::Carry>(state.clone()) {
-            if c.version == 1 {
-                if let Some(last) = c.last_stamp {
-                    self.years.resume(last);
-                }
-                self.queues.carry_in(c);
-            }
-        }
+        self.queues.resume(state, &mut self.years);
     }
 }
 
@@ -681,6 +652,18 @@ mod tests {
         assert!(f.message.starts_with("plain_server authenticator failed"));
         let r = recipient(":blackhole: <b@dump.ex> R=r_dump").unwrap();
         assert_eq!((r.address, r.original, field(&r.fields, "R")), (":blackhole:", Some("b@dump.ex"), Some("r_dump")));
+    }
+
+    #[test]
+    fn a_completed_message_row_keeps_its_syslog_host() {
+        let log = "Feb 14 18:12:33 mx7 exim[1]: 2025-02-14 18:12:33 1tixMn-00000000C5j-1wRa <= a@corp.example U=root P=local S=362 id=m1@corp.example\n\
+Feb 14 18:12:34 mx7 exim[2]: 2025-02-14 18:12:34 1tixMn-00000000C5j-1wRa => b@x.example R=dnslookup T=remote_smtp H=mx.x.example [192.0.2.1]\n\
+Feb 14 18:12:34 mx7 exim[2]: 2025-02-14 18:12:34 1tixMn-00000000C5j-1wRa Completed\n";
+        let (_, rows) = crate::test_rows::parse(Format::Exim, "/var/log/syslog", log, None);
+        let m = rows.of(mcpf_schema::Table::MailMessages);
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0]["host"].as_str(), m[0]["final_state"].as_str(), m[0]["source_line"].as_str()), ("mx7", "delivered", "3"));
+        assert!(m[0]["message_key"].starts_with("mx7:1tixMn-00000000C5j-1wRa:"));
     }
 
     #[test]

@@ -33,7 +33,7 @@ use crate::collect::LineOutcome;
 use crate::postfix::queue::{Outcome, Queues};
 use crate::postfix::{delivery_kind, envelope, split_syslog, MailDelivery, Stamp};
 use crate::time::{from_parts_in, YearTracker, Zone};
-use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
+use crate::{Emit, Format, Line, Parser, SourceInfo};
 
 /// Longest response or error text kept per row.
 const MAX_TEXT: usize = 1024;
@@ -437,14 +437,7 @@ impl SendmailParser {
     }
 
     fn write_message(&mut self, line: &Line<'_>, qid: &str, out: &mut dyn Emit) {
-        if let Some(s) = self.queues.remove(qid) {
-            let host = self.queues.hosts.remove(qid);
-            let key = s.key(host.as_deref(), qid);
-            let date = s.date();
-            let related = Some(s.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")).filter(|r| !r.is_empty());
-            let row = s.message_row(host.as_deref().filter(|h| !h.is_empty()), qid, &key, &date, s.final_state(false), related.as_deref());
-            out.named(&line.pos, row);
-        }
+        self.queues.close(qid, &line.pos, &self.file, out);
     }
 
     /// One queue-id line of Sendmail's; `None` when it is no message event.
@@ -531,41 +524,17 @@ impl Parser for SendmailParser {
     }
 
     fn finish(&mut self, out: &mut dyn Emit) {
-        if self.continues {
-            return;
-        }
-        for id in self.queues.open_ids() {
-            let Some(s) = self.queues.map.get(&id).cloned() else { continue };
-            let Some((file, offset, line)) = s.last_at.clone() else { continue };
-            let host = self.queues.hosts.get(&id).cloned();
-            let key = s.key(host.as_deref(), &id);
-            let date = s.date();
-            let related = Some(s.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")).filter(|r| !r.is_empty());
-            // Sendmail logs no removal: what is all delivered or refused
-            // was done, whatever was deferred is still queued.
-            let row = s.message_row(host.as_deref().filter(|h| !h.is_empty()), &id, &key, &date, s.final_state(true), related.as_deref());
-            let pos = Pos { offset, line, pointer: None };
-            if *file != *self.file {
-                out.named_elsewhere(&file, &pos, row);
-            } else {
-                out.named(&pos, row);
-            }
+        if !self.continues {
+            self.queues.write_open(&self.file, out);
         }
     }
 
     fn carry_out(&mut self) -> Option<serde_json::Value> {
-        serde_json::to_value(self.queues.carry_out(self.years.last())).ok()
+        self.queues.carry_json(&self.years)
     }
 
     fn carry_in(&mut self, state: &serde_json::Value) {
-        if let Ok(c) = serde_json::from_value::<crate::postfix::queue::Carry>(state.clone()) {
-            if c.version == 1 {
-                if let Some(last) = c.last_stamp {
-                    self.years.resume(last);
-                }
-                self.queues.carry_in(c);
-            }
-        }
+        self.queues.resume(state, &mut self.years);
     }
 }
 

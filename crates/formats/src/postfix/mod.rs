@@ -25,7 +25,7 @@ use crate::collect::{LineOutcome, NamedRow, Val};
 use crate::time::{from_parts_in, month_from_abbrev, parse_rfc3339, YearTracker, Zone};
 use crate::{Emit, Format, Line, Parser, Pos, SourceInfo};
 
-use queue::{Carry, Outcome, QueueState, Queues};
+use queue::{Outcome, Queues};
 /// Longest response text kept per row.
 const MAX_RESPONSE: usize = 1024;
 
@@ -455,28 +455,6 @@ impl PostfixParser {
         true
     }
 
-    /// The `mail_messages` row of a message that left the queue (`removed`)
-    /// or is still in it when the logs end (`open`).
-    fn message_row(&mut self, qid: &str, s: &QueueState, open: bool, at: Option<&Pos>, out: &mut dyn Emit) {
-        let host = self.queues.hosts.get(qid).cloned();
-        let key = s.key(host.as_deref(), qid);
-        let date = s.date();
-        let related = if s.lines.is_empty() { None } else { Some(s.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")) };
-        let row = s.message_row(host.as_deref(), qid, &key, &date, s.final_state(open), related.as_deref());
-        let pos = match at {
-            Some(p) => p.clone(),
-            None => {
-                // The message's last line, possibly in an earlier file of the set.
-                let (file, offset, line) = s.last_at.clone().unwrap_or_default();
-                if *file != *self.file {
-                    return out.named_elsewhere(&file, &Pos { offset, line, pointer: None }, row);
-                }
-                Pos { offset, line, pointer: None }
-            }
-        };
-        out.named(&pos, row);
-    }
-
     fn queue_line(&mut self, line: &Line<'_>, ts: i64, host: &str, daemon: &str, qid: &str, rest: &str, out: &mut dyn Emit) {
         let parsed = LineOutcome::Parsed;
         let n = line.pos.line;
@@ -504,11 +482,7 @@ impl PostfixParser {
             return out.account(&line.pos, 1, parsed);
         }
         if rest == "removed" {
-            if let Some(s) = self.queues.remove(qid) {
-                self.queues.hosts.insert(qid.to_string(), host.to_string());
-                self.message_row(qid, &s, false, Some(&line.pos), out);
-                self.queues.hosts.remove(qid);
-            }
+            self.queues.close(qid, &line.pos, &self.file, out);
             return out.account(&line.pos, 1, parsed);
         }
         if let Some(h) = rest.strip_prefix("info: header ").or_else(|| rest.strip_prefix("warning: header ")) {
@@ -629,31 +603,17 @@ impl Parser for PostfixParser {
     /// recipients reached); the next file, in a later run, writes it again
     /// when it closes.
     fn finish(&mut self, out: &mut dyn Emit) {
-        if self.continues {
-            return;
-        }
-        for qid in self.queues.open_ids() {
-            let Some(s) = self.queues.map.get(&qid).cloned() else { continue };
-            if s.last_at.is_none() {
-                continue; // Only referenced (a notification's id), never seen.
-            }
-            self.message_row(&qid, &s, true, None, out);
+        if !self.continues {
+            self.queues.write_open(&self.file, out);
         }
     }
 
     fn carry_out(&mut self) -> Option<serde_json::Value> {
-        serde_json::to_value(self.queues.carry_out(self.years.last())).ok()
+        self.queues.carry_json(&self.years)
     }
 
     fn carry_in(&mut self, state: &serde_json::Value) {
-        if let Ok(c) = serde_json::from_value::<Carry>(state.clone()) {
-            if c.version == 1 {
-                if let Some(last) = c.last_stamp {
-                    self.years.resume(last);
-                }
-                self.queues.carry_in(c);
-            }
-        }
+        self.queues.resume(state, &mut self.years);
     }
 }
 

@@ -9,7 +9,8 @@ use mcpf_schema::Table;
 use serde::{Deserialize, Serialize};
 
 use crate::collect::{NamedRow, Val};
-use crate::time::date_of;
+use crate::time::{date_of, YearTracker};
+use crate::{Emit, Pos};
 
 /// Queue ids whose state is kept at once; past it the oldest is dropped.
 pub const MAX_QUEUE_STATE: usize = 200_000;
@@ -262,6 +263,68 @@ impl Queues {
         for (q, host, s) in c.queues {
             self.hosts.insert(q.clone(), host);
             *self.state(&q) = s;
+        }
+    }
+
+    /// Write the `mail_messages` row of `qid` in state `s` (on `host`): at
+    /// `at` (the line that closed it), or, for a message still open when the
+    /// logs end (`open`), at its last line, which may be in an earlier file
+    /// of the rotated set than `this_file`.
+    #[allow(clippy::too_many_arguments)]
+    fn write_row(qid: &str, host: Option<&str>, s: &QueueState, open: bool, at: Option<&Pos>, this_file: &str, out: &mut dyn Emit) {
+        let host = host.filter(|h| !h.is_empty());
+        let key = s.key(host, qid);
+        let date = s.date();
+        let related = Some(s.lines.iter().map(u64::to_string).collect::<Vec<_>>().join(",")).filter(|r| !r.is_empty());
+        let row = s.message_row(host, qid, &key, &date, s.final_state(open), related.as_deref());
+        match at {
+            Some(p) => out.named(p, row),
+            None => {
+                let (file, offset, line) = s.last_at.clone().unwrap_or_default();
+                let pos = Pos { offset, line, pointer: None };
+                if file != this_file {
+                    out.named_elsewhere(&file, &pos, row);
+                } else {
+                    out.named(&pos, row);
+                }
+            }
+        }
+    }
+
+    /// The message is done (`removed`, `Completed`, every recipient has a
+    /// final outcome): forget `qid` and write its row at `at`.
+    pub fn close(&mut self, qid: &str, at: &Pos, this_file: &str, out: &mut dyn Emit) {
+        let host = self.hosts.get(qid).cloned();
+        if let Some(s) = self.remove(qid) {
+            Self::write_row(qid, host.as_deref(), &s, false, Some(at), this_file, out);
+        }
+    }
+
+    /// The logs end: write every message still open that was seen (not
+    /// only referenced, as a notification's parent id is).
+    pub fn write_open(&self, this_file: &str, out: &mut dyn Emit) {
+        for qid in self.open_ids() {
+            if let Some(s) = self.map.get(&qid).filter(|s| s.last_at.is_some()) {
+                Self::write_row(&qid, self.hosts.get(&qid).map(String::as_str), s, true, None, this_file, out);
+            }
+        }
+    }
+
+    /// The state to hand to the next file of a rotated set, as JSON.
+    pub fn carry_json(&self, years: &YearTracker) -> Option<serde_json::Value> {
+        serde_json::to_value(self.carry_out(years.last())).ok()
+    }
+
+    /// Resume from what the previous file of the set handed on (a state of
+    /// another version is ignored: the set is then read without it).
+    pub fn resume(&mut self, state: &serde_json::Value, years: &mut YearTracker) {
+        if let Ok(c) = serde_json::from_value::<Carry>(state.clone()) {
+            if c.version == 1 {
+                if let Some(last) = c.last_stamp {
+                    years.resume(last);
+                }
+                self.carry_in(c);
+            }
         }
     }
 
