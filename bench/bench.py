@@ -15,6 +15,18 @@
    Parquet files (where DuckDB's dialect accepts it), then the whole catalogue
    in one `detect`. Medians of `--repeat` runs and the ratio are printed as a
    table.
+4. Next to ingest, on the same files in the same run: the pipeline an analyst
+   would write in DuckDB instead (the Postfix log read as lines, fields cut
+   with `regexp_extract`, written as zstd Parquet; the wire log through
+   `read_json`), and `wc -l` (the floor: reading the bytes once).
+5. `detect --since` the last day of the data (what a nightly job runs), and
+   the growth exponent of the whole catalogue between the two largest sizes
+   (1.0 = linear).
+
+`--json PATH` writes the same figures as JSON:
+`{"machine", "sizes", "ingest": {SIZE: {"ours_s", "duckdb_s", "wc_l_s", "mb_per_s", "lines_per_s", "rss_mib"}},
+"rules": {ID: {SIZE: {"ours_s", "duckdb_s"}}}, "catalogue_s": {SIZE: s}, "catalogue_exponent",
+"since_1d_s": {SIZE: s}, "rss_mib": {"ingest": {SIZE: MiB}, "catalogue": {SIZE: MiB}}}`.
 """
 from __future__ import annotations
 
@@ -114,6 +126,54 @@ def peak_rss(cmd: list[str]) -> int:
     return ru.ru_maxrss
 
 
+def duckdb_ingest(data: Path, out: Path) -> float:
+    """The DuckDB pipeline an analyst would write instead of `ingest`: the
+    Postfix log as lines, the delivery fields cut with regexp_extract, zstd
+    Parquet; the wire log through read_json. Two threads, as the machine has."""
+    import duckdb
+
+    out.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute(f"SET threads = {os.cpu_count() or 2}")
+    t0 = time.perf_counter()
+    log = data / "postfix" / "mail.log"
+    con.execute(f"""
+        COPY (
+          SELECT line,
+                 regexp_extract(line, '^(\\w{{3}} +\\d+ [\\d:]+)', 1) AS stamp,
+                 regexp_extract(line, ' ([0-9A-F]{{6,}}): ', 1) AS queue_id,
+                 regexp_extract(line, ' to=<([^>]*)>', 1) AS recipient,
+                 regexp_extract(line, ' from=<([^>]*)>', 1) AS sender,
+                 regexp_extract(line, ' status=(\\w+)', 1) AS status,
+                 regexp_extract(line, ' relay=([^,]+),', 1) AS relay,
+                 regexp_extract(line, ' message-id=<([^>]*)>', 1) AS message_id
+          FROM read_csv('{log}', columns = {{'line': 'VARCHAR'}}, delim = '\x01', quote = '', escape = '', header = false, auto_detect = false)
+        ) TO '{out / "postfix.parquet"}' (FORMAT parquet, COMPRESSION zstd)""")
+    con.execute(f"""COPY (SELECT * FROM read_json('{data / "wire" / "agent.jsonl"}', format = 'newline_delimited'))
+                    TO '{out / "wire.parquet"}' (FORMAT parquet, COMPRESSION zstd)""")
+    return time.perf_counter() - t0
+
+
+def wc_l(data: Path) -> tuple[float, int]:
+    """`wc -l` over every input file: (seconds, lines)."""
+    files = sorted(str(f) for f in data.rglob("*") if f.is_file())
+    t0 = time.perf_counter()
+    out = subprocess.run(["wc", "-l", *files], check=True, capture_output=True, text=True).stdout
+    took = time.perf_counter() - t0
+    total = int(out.strip().splitlines()[-1].split()[0]) if len(files) > 1 else int(out.split()[0])
+    return took, total
+
+
+def timed(cmd: list[str], repeat: int) -> tuple[float, int]:
+    """Median wall seconds of `repeat` runs of a command, and its peak RSS in KiB."""
+    walls, rss = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        rss.append(peak_rss(cmd))
+        walls.append(time.perf_counter() - t0)
+    return statistics.median(walls), max(rss)
+
+
 def duckdb_rule(con, rule: dict) -> float:
     params = {k: v["default"] for k, v in rule.get("parameters", {}).items()}
     t0 = time.perf_counter()
@@ -137,16 +197,30 @@ def duckdb_tables(con, lake: Path) -> None:
         con.execute(f"CREATE TABLE {t.name} ({cols})")
 
 
+def last_day(data: Path) -> str:
+    """The start of the data's last day (UTC), for `detect --since`."""
+    last = ""
+    with open(data / "wire" / "agent.jsonl", "rb") as f:
+        f.seek(max(0, f.seek(0, 2) - 4096))
+        for line in f.read().decode(errors="replace").splitlines():
+            if line.startswith("{"):
+                last = json.loads(line)["ts"]
+    return (datetime.fromisoformat(last.replace("Z", "+00:00")) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, nargs="+", default=[50_000, 200_000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     ap.add_argument("--bin", default=str(Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/mcp-forensics/target")) / "release/mcp-forensics"))
     a = ap.parse_args()
     import duckdb
 
     work = Path(tempfile.mkdtemp(prefix="mcpf-bench-"))
     rows = []
+    fig: dict = {"machine": {"cores": os.cpu_count(), "platform": sys.platform}, "repeat": a.repeat, "sizes": a.messages,
+                 "ingest": {}, "rules": {}, "catalogue_s": {}, "since_1d_s": {}, "rss_mib": {"ingest": {}, "catalogue": {}}}
     try:
         for n in a.messages:
             data = work / f"data-{n}"
@@ -159,8 +233,16 @@ def main() -> None:
                 walls.append(time.perf_counter() - t0)
             lake = work / f"lake-{n}-0"
             mb = meta["bytes"] / 1e6
+            ours = statistics.median(walls)
+            duck = statistics.median([duckdb_ingest(data, work / f"duck-{n}-{i}") for i in range(a.repeat)])
+            wc_s, lines = wc_l(data)
             print(f"  measured ingest of {n:,} messages", file=sys.stderr, flush=True)
-            rows.append(("ingest", f"{n:,} msgs, {mb:.0f} MB", statistics.median(walls), f"{mb / statistics.median(walls):.1f} MB/s", f"peak RSS {max(rss) / 1024:.0f} MiB", ""))
+            rows.append(("ingest", f"{n:,} msgs, {mb:.0f} MB", ours, f"{mb / ours:.1f} MB/s, {lines / ours / 1e6:.2f} M lines/s",
+                         f"DuckDB {duck:.3f} s ({duck / ours:.2f}x ours)", f"peak RSS {max(rss) / 1024:.0f} MiB"))
+            rows.append(("  wc -l (read the bytes once)", f"{lines:,} lines", wc_s, f"{mb / wc_s:.0f} MB/s", f"ours = {wc_s / ours:.2f} of wc -l", ""))
+            fig["ingest"][str(n)] = {"ours_s": ours, "duckdb_s": duck, "wc_l_s": wc_s, "mb": mb, "lines": lines, "mb_per_s": mb / ours,
+                                     "lines_per_s": lines / ours, "rss_mib": max(rss) / 1024}
+            fig["rss_mib"]["ingest"][str(n)] = max(rss) / 1024
 
             con = duckdb.connect()
             duckdb_tables(con, lake)
@@ -172,35 +254,46 @@ def main() -> None:
             for rf in rule_files:
                 rule = tomllib.loads(rf.read_text())
                 rid = rule["id"]
-                ours = []
-                for _ in range(a.repeat):
-                    t0 = time.perf_counter()
-                    subprocess.run([a.bin, "detect", "--lake", str(lake), "--rule", rid, "--format", "jsonl"], check=True, stdout=subprocess.DEVNULL)
-                    ours.append(time.perf_counter() - t0)
+                ours_r, _ = timed([a.bin, "detect", "--lake", str(lake), "--rule", rid, "--format", "jsonl"], a.repeat)
                 try:
-                    theirs = f"DuckDB {statistics.median([duckdb_rule(con, rule) for _ in range(a.repeat)]):.3f} s"
-                    ratio = f"ratio {statistics.median(ours) / float(theirs.split()[1]):.2f}x"
+                    duck_r = statistics.median([duckdb_rule(con, rule) for _ in range(a.repeat)])
+                    theirs, ratio = f"DuckDB {duck_r:.3f} s", f"ratio {ours_r / duck_r:.2f}x"
                 except duckdb.Error as e:
-                    theirs, ratio = "DuckDB n/a", f"({type(e).__name__}: dialect)"
+                    duck_r, theirs, ratio = None, "DuckDB n/a", f"({type(e).__name__}: dialect)"
                 found = subprocess.run([a.bin, "detect", "--lake", str(lake), "--rule", rid, "--format", "jsonl"], check=True, capture_output=True, text=True).stdout.count("\n")
-                print(f"  measured {rid} on {n:,} messages: ours {statistics.median(ours):.3f} s, {theirs}", file=sys.stderr, flush=True)
-                rows.append((rid, f"{n:,} msgs", statistics.median(ours), theirs, ratio, f"{found} finding(s)"))
-            whole = []
-            for _ in range(a.repeat):
-                t0 = time.perf_counter()
-                r = subprocess.run([a.bin, "detect", "--lake", str(lake), "--format", "jsonl"], check=True, capture_output=True, text=True)
-                whole.append(time.perf_counter() - t0)
-            rows.append(("whole catalogue (detect)", f"{n:,} msgs", statistics.median(whole), f"{len(rule_files)} rules", "", f"{r.stdout.count(chr(10))} finding(s)"))
+                print(f"  measured {rid} on {n:,} messages: ours {ours_r:.3f} s, {theirs}", file=sys.stderr, flush=True)
+                rows.append((rid, f"{n:,} msgs", ours_r, theirs, ratio, f"{found} finding(s)"))
+                fig["rules"].setdefault(rid, {})[str(n)] = {"ours_s": ours_r, "duckdb_s": duck_r}
+            whole, whole_rss = timed([a.bin, "detect", "--lake", str(lake), "--format", "jsonl"], a.repeat)
+            r = subprocess.run([a.bin, "detect", "--lake", str(lake), "--format", "jsonl"], check=True, capture_output=True, text=True)
+            rows.append(("whole catalogue (detect)", f"{n:,} msgs", whole, f"{len(rule_files)} rules", f"peak RSS {whole_rss / 1024:.0f} MiB", f"{r.stdout.count(chr(10))} finding(s)"))
+            fig["catalogue_s"][str(n)] = whole
+            fig["rss_mib"]["catalogue"][str(n)] = whole_rss / 1024
+            since = last_day(data)
+            since_s, _ = timed([a.bin, "detect", "--lake", str(lake), "--since", since, "--format", "jsonl"], a.repeat)
+            rows.append(("detect --since (last day)", f"{n:,} msgs", since_s, f"--since {since}", "", ""))
+            fig["since_1d_s"][str(n)] = since_s
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
+    if len(a.messages) >= 2:
+        import math
+        n1, n2 = sorted(a.messages)[-2:]
+        t1, t2 = fig["catalogue_s"][str(n1)], fig["catalogue_s"][str(n2)]
+        fig["catalogue_exponent"] = math.log(t2 / t1) / math.log(n2 / n1)
+        rows.append(("catalogue growth exponent", f"{n1:,} -> {n2:,} msgs", fig["catalogue_exponent"], "1.0 = linear", "", ""))
+
     print(f"\nmcp-forensics bench ({a.repeat} runs each, medians; {os.cpu_count()} cores)\n")
-    print(f"| {'what':<32} | {'data':<22} | {'median s':>9} | {'':<20} | {'':<20} | {'':<14} |")
-    print(f"|{'-' * 34}|{'-' * 24}|{'-' * 11}|{'-' * 22}|{'-' * 22}|{'-' * 16}|")
+    print(f"| {'what':<32} | {'data':<22} | {'median s':>9} | {'':<36} | {'':<26} | {'':<18} |")
+    print(f"|{'-' * 34}|{'-' * 24}|{'-' * 11}|{'-' * 38}|{'-' * 28}|{'-' * 20}|")
     for r in rows:
-        print(f"| {r[0]:<32} | {r[1]:<22} | {r[2]:>9.3f} | {r[3]:<20} | {r[4]:<20} | {r[5]:<14} |")
-    print("\nmcp-forensics times are whole commands (process start, Delta log, query); DuckDB times are the query alone in-process, "
-          "over the same Parquet files (read_parquet, which ignores the Delta log: equal for an append-only lake).")
+        print(f"| {r[0]:<32} | {r[1]:<22} | {r[2]:>9.3f} | {r[3]:<36} | {r[4]:<26} | {r[5]:<18} |")
+    print("\nmcp-forensics times are whole commands (process start, Delta log, query); DuckDB rule times are the query alone in-process, "
+          "over the same Parquet files (read_parquet, which ignores the Delta log: equal for an append-only lake); DuckDB ingest is "
+          "its pipeline from the same files to zstd Parquet.")
+    if a.json:
+        a.json.write_text(json.dumps(fig, indent=2) + "\n")
+        print(f"figures written to {a.json}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ fi
 # A real Exim for the end-to-end tests, unpacked from Debian's package into a
 # cache (never installed: exim4-daemon-light conflicts with postfix).
 bash scripts/install_exim.sh
+bash scripts/install_sendmail.sh  # the same for Sendmail (sendmail-bin + sendmail-cf + m4 + libwrap0)
 
 if [ ! -x .venv/bin/python ] || ! cmp -s requirements-test.txt .venv/.requirements-installed; then
   echo "setup: creating .venv with the pinned packages of requirements-test.txt" >&2

@@ -142,7 +142,8 @@ def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, f
     flavor "postmark": launched as `npx -y postmark-mcp@VERSION`, serverInfo
     stays "1.0.0" (as the real package), and a Postmark export is derived.
     mta "postfix" writes OUTDIR/postfix/mail.log; "exim" runs the mail through
-    a real Exim instead (exim_lab.py) and writes OUTDIR/exim/mainlog."""
+    a real Exim instead (exim_lab.py) and writes OUTDIR/exim/mainlog;
+    "sendmail" through a real Sendmail (sendmail_lab.py), OUTDIR/sendmail/maillog."""
     rng = random.Random(seed)
     outdir = Path(outdir)
     server_name = "postmark" if flavor == "postmark" else SERVER_NAME
@@ -158,6 +159,9 @@ def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, f
     if mta == "exim":
         from exim_lab import EximLab
         lab = EximLab(work, virtual_aliases={ALIAS: ALIAS_MEMBERS})
+    elif mta == "sendmail":
+        from sendmail_lab import SendmailLab
+        lab = SendmailLab(work, virtual_aliases={ALIAS: ALIAS_MEMBERS})
     else:
         lab = PostfixLab(work, virtual_aliases={ALIAS: ALIAS_MEMBERS})
     with lab:
@@ -171,11 +175,11 @@ def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, f
         asyncio.run(agent_session(tap_cmd, MALICIOUS_VERSION, plan_calls(rng, malicious), lab.smtp_port, pace, results, flavor))
         bg += background_mail(lab.smtp_port, rng, 6)
         lab.wait_idle()
-    shutil.copy(lab.log_path, outdir / mta / ("mainlog" if mta == "exim" else "mail.log"))
+    shutil.copy(lab.log_path, outdir / mta / {"exim": "mainlog", "sendmail": "maillog"}.get(mta, "mail.log"))
     shutil.rmtree(work, ignore_errors=True)
     manifest = {
         "description": "Sample incident: an e-mail MCP server turns malicious at a version bump and adds a silent envelope recipient.",
-        "generated_by": f"tests/harness/incident.py (real {'Exim' if mta == 'exim' else 'Postfix'} + smtp-sink, MCP SDK client and server, stdio tap)",
+        "generated_by": f"tests/harness/incident.py (real {({'exim': 'Exim', 'sendmail': 'Sendmail'}).get(mta, 'Postfix')} + smtp-sink, MCP SDK client and server, stdio tap)",
         "mta": mta,
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "year": datetime.now(timezone.utc).year,

@@ -1332,6 +1332,11 @@ fn sendmail_fail2ban_times_of_refused_recipients() {
         }
     }
     assert!(checked >= 15, "only {checked} oracle lines");
+    // A refusal is logged before its message's `from=` line, which names the sender.
+    let bad = rows.of(Table::MailDeliveries).into_iter().find(|d| get(d, "recipient") == Some("baduser@yourhost.com")).unwrap();
+    assert_eq!((get(bad, "status"), get(bad, "sender"), get(bad, "queue_id")), (Some("rejected"), Some("root@yourhost.com"), Some("55HIbcGI002794")));
+    let m = rows.of(Table::MailMessages).into_iter().find(|m| get(m, "queue_id") == Some("55HIbcGI002794")).unwrap();
+    assert_eq!(get(m, "final_state"), Some("rejected"), "nrcpts=0: nothing was queued");
 }
 
 /// The `ts` of a single Sendmail line parsed in `year`.

@@ -30,8 +30,7 @@
 //! `header_from` is `sender-address`. No header roles are logged: every
 //! recipient is `envelope` (`role_source = mta_envelope`).
 
-use std::collections::{HashMap, VecDeque};
-
+use super::Expansions;
 use crate::address::normalize;
 use crate::collect::LineOutcome;
 use crate::postfix::MailDelivery;
@@ -58,8 +57,6 @@ const EVENTS: [&str; 42] = [
 
 /// Most recipients read from one row.
 const MAX_RECIPIENTS: usize = 10_000;
-/// Expansions remembered at once (message, member → group); oldest dropped first.
-const MAX_EXPANSIONS: usize = 200_000;
 /// Longest text kept from one field.
 const MAX_TEXT: usize = 1024;
 
@@ -134,31 +131,6 @@ fn address(raw: &str) -> (String, Option<String>, String) {
             let domain = lower.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default();
             (lower.clone(), (lower != t).then(|| t.to_string()), domain)
         }
-    }
-}
-
-/// Groups and proxy addresses each recipient of a message came through.
-#[derive(Default)]
-struct Expansions {
-    map: HashMap<(String, String), String>,
-    order: VecDeque<(String, String)>,
-}
-
-impl Expansions {
-    fn note(&mut self, message: &str, member: String, group: String) {
-        let key = (message.to_string(), member);
-        if self.map.insert(key.clone(), group).is_none() {
-            self.order.push_back(key);
-            if self.order.len() > MAX_EXPANSIONS {
-                if let Some(old) = self.order.pop_front() {
-                    self.map.remove(&old);
-                }
-            }
-        }
-    }
-
-    fn get(&self, message: &str, member: &str) -> Option<&String> {
-        self.map.get(&(message.to_string(), member.to_string()))
     }
 }
 

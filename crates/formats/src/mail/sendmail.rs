@@ -28,6 +28,9 @@
 //! per queue id is bounded and carried across a rotated set as for Postfix.
 
 use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+
+use super::Expansions;
 
 use crate::collect::LineOutcome;
 use crate::postfix::queue::{Outcome, Queues};
@@ -268,8 +271,56 @@ pub struct SendmailParser {
     zone: Zone,
     last_ts: Option<i64>,
     queues: Queues,
+    /// Alias expansions (`alias A => m1, m2`, LogLevel 11) per queue id.
+    expansions: Expansions,
+    /// Recipients refused at RCPT, held until the message's `from=` line
+    /// (Sendmail logs it after the refusals) gives them their sender.
+    refusals: Refusals,
     file: std::sync::Arc<str>,
     continues: bool,
+}
+
+/// Most refused-recipient rows held for their `from=` line at once.
+const MAX_HELD_REFUSALS: usize = 10_000;
+
+/// Refused-recipient rows waiting for their message's `from=` line, by
+/// queue id, oldest first; bounded (past it the oldest are written as
+/// they are).
+#[derive(Default)]
+struct Refusals {
+    by_qid: HashMap<String, Vec<MailDelivery>>,
+    order: VecDeque<String>,
+    held: usize,
+}
+
+impl Refusals {
+    fn hold(&mut self, qid: &str, d: MailDelivery, out: &mut dyn Emit) {
+        if !self.by_qid.contains_key(qid) {
+            self.order.push_back(qid.to_string());
+        }
+        self.by_qid.entry(qid.to_string()).or_default().push(d);
+        self.held += 1;
+        while self.held > MAX_HELD_REFUSALS {
+            let Some(old) = self.order.pop_front() else { break };
+            for d in self.take(&old) {
+                out.delivery(d);
+            }
+        }
+    }
+
+    fn take(&mut self, qid: &str) -> Vec<MailDelivery> {
+        let rows = self.by_qid.remove(qid).unwrap_or_default();
+        self.held -= rows.len();
+        rows
+    }
+
+    fn flush(&mut self, out: &mut dyn Emit) {
+        for qid in std::mem::take(&mut self.order) {
+            for d in self.take(&qid) {
+                out.delivery(d);
+            }
+        }
+    }
 }
 
 impl SendmailParser {
@@ -279,6 +330,8 @@ impl SendmailParser {
             zone: info.zone.unwrap_or_default(),
             last_ts: None,
             queues: Queues::default(),
+            expansions: Expansions::default(),
+            refusals: Refusals::default(),
             file: info.path.clone(),
             continues: info.continues,
         }
@@ -311,7 +364,21 @@ impl SendmailParser {
         s.message_id = get(f, "msgid").map(|m| bounded(m.trim_matches(['<', '>']), 998));
         s.client = get(f, "relay").map(compact_relay);
         s.note_line(line.pos.line);
-        if s.nrcpt == Some(0) {
+        let (sender, sender_raw, nrcpt) = (s.sender.clone(), s.sender_raw.clone(), s.nrcpt);
+        // The recipients refused before this line were this sender's.
+        let refused = self.refusals.take(qid);
+        for mut d in refused {
+            d.sender.clone_from(&sender);
+            d.sender_raw.clone_from(&sender_raw);
+            if nrcpt == Some(0) {
+                // They are all the message had: it was refused, not queued.
+                if let Some(s) = self.queues.map.get_mut(qid) {
+                    s.note_outcome(&d.recipient, Outcome::Rejected);
+                }
+            }
+            out.delivery(d);
+        }
+        if nrcpt == Some(0) {
             // Nothing was queued: the message ends here.
             self.write_message(line, qid, out);
         }
@@ -363,6 +430,12 @@ impl SendmailParser {
                     s.note_outcome(&recipient, o);
                 }
             }
+            // The address a local alias expanded to this recipient; for a
+            // pipe or a file (`to="|prog"`), the alias is the controlling address.
+            let orig_recipient = self.expansions.get(qid, &recipient).cloned().or_else(|| {
+                let c = get(f, "ctladdr")?.split(" (").next()?;
+                (recipient.starts_with(['|', '/']) && c.contains('@')).then(|| envelope(c).0).filter(|o| !o.is_empty())
+            });
             out.delivery(MailDelivery {
                 ts,
                 pos: line.pos.clone(),
@@ -372,6 +445,7 @@ impl SendmailParser {
                 sender: sender.clone(),
                 sender_raw: sender_raw.clone(),
                 subject: None,
+                orig_recipient,
                 recipient,
                 recipient_raw,
                 recipient_domain,
@@ -393,13 +467,56 @@ impl SendmailParser {
             });
             wrote = true;
         }
+        self.close_if_done(line, qid, out);
+        wrote
+    }
+
+    /// Write the message's row once every counted recipient has a final
+    /// outcome (Sendmail logs no removal).
+    fn close_if_done(&mut self, line: &Line<'_>, qid: &str, out: &mut dyn Emit) {
         let done = self.queues.map.get(qid).is_some_and(|s| {
             s.nrcpt.is_some_and(|n| n > 0 && s.outcomes.len() as i64 >= n) && s.outcomes.values().all(|o| *o != Outcome::Deferred)
         });
         if done {
             self.write_message(line, qid, out);
         }
-        wrote
+    }
+
+    /// `QID: NEWQID: DSN: Cannot send message for 5 days`: the queue's
+    /// lifetime ran out for every recipient still deferred; each gets an
+    /// `expired` row at this line (Sendmail writes no `stat=` for them).
+    fn expired(&mut self, line: &Line<'_>, ts: i64, host: &str, qid: &str, reason: &str, out: &mut dyn Emit) {
+        let Some(st) = self.queues.map.get(qid).cloned() else { return };
+        let deferred: Vec<String> = st.outcomes.iter().filter(|(_, o)| **o == Outcome::Deferred).map(|(r, _)| r.clone()).collect();
+        for r in deferred {
+            let (recipient, recipient_raw, recipient_domain) = envelope(&r);
+            if let Some(s) = self.queues.map.get_mut(qid) {
+                s.note_outcome(&recipient, Outcome::Expired);
+            }
+            out.delivery(MailDelivery {
+                ts,
+                pos: line.pos.clone(),
+                host: (!host.is_empty()).then(|| host.to_string()),
+                queue_id: Some(qid.to_string()),
+                message_id: st.message_id.clone(),
+                sender: st.sender.clone(),
+                sender_raw: st.sender_raw.clone(),
+                orig_recipient: self.expansions.get(qid, &recipient).cloned(),
+                recipient,
+                recipient_raw,
+                recipient_domain,
+                recipient_role: "envelope",
+                role_source: "mta_envelope",
+                status: "expired".into(),
+                size_bytes: st.size,
+                nrcpt: st.nrcpt,
+                client: st.client.clone(),
+                response: Some(bounded(reason, MAX_TEXT)),
+                delivery_kind: "none",
+                ..Default::default()
+            });
+        }
+        self.close_if_done(line, qid, out);
     }
 
     /// A refused recipient: `ruleset=check_rcpt, arg1=<r>, relay=…, reject=…`
@@ -411,12 +528,10 @@ impl SendmailParser {
         }
         if let Some(q) = qid {
             let at = (&*self.file, line.pos.offset, line.pos.line);
-            let s = self.queues.touch(q, host, ts, at);
-            s.note_line(line.pos.line);
-            s.note_outcome(&recipient, Outcome::Rejected);
+            self.queues.touch(q, host, ts, at).note_line(line.pos.line);
         }
         let dsn = reason.split(' ').nth(1).filter(|c| c.split('.').count() == 3 && c.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
-        out.delivery(MailDelivery {
+        let d = MailDelivery {
             ts,
             pos: line.pos.clone(),
             host: (!host.is_empty()).then(|| host.to_string()),
@@ -432,7 +547,13 @@ impl SendmailParser {
             response: Some(bounded(reason, MAX_TEXT)).filter(|r| !r.is_empty()),
             delivery_kind: "none",
             ..Default::default()
-        });
+        };
+        // Refused in a message's SMTP session: its sender comes with the
+        // `from=` line Sendmail logs after DATA.
+        match qid {
+            Some(q) => self.refusals.hold(q, d, out),
+            None => out.delivery(d),
+        }
         true
     }
 
@@ -471,14 +592,38 @@ impl SendmailParser {
                 return LineOutcome::Parsed;
             }
         }
+        // `QID: alias <A> => m1, m2` (LogLevel 11): A's members.
+        if let Some((alias, members)) = rest.strip_prefix("alias ").and_then(|r| r.split_once(" => ")) {
+            let alias = envelope(alias.trim()).0;
+            if !alias.is_empty() {
+                for m in recipients(members) {
+                    let m = envelope(m.trim_matches('"')).0;
+                    if !m.is_empty() {
+                        self.expansions.note(qid, m, alias.clone());
+                    }
+                }
+                if let Some(s) = self.queues.map.get_mut(qid) {
+                    s.note_line(line.pos.line);
+                }
+                return LineOutcome::Parsed;
+            }
+        }
+        // `QID: done; delay=…, ntries=…` (LogLevel 11): the message left the queue.
+        if rest == "done" || rest.starts_with("done;") {
+            self.write_message(line, qid, out);
+            return LineOutcome::Parsed;
+        }
         // `QID: NEWQID: DSN: …` / `postmaster notify: …` / `return to sender: …`.
-        if let Some((child, _note)) = rest.split_once(": ").filter(|(c, _)| is_queue_id(c)) {
+        if let Some((child, note)) = rest.split_once(": ").filter(|(c, _)| is_queue_id(c)) {
             let at = (&*self.file, line.pos.offset, line.pos.line);
             let s = self.queues.touch(child, host, ts, at);
             s.note_line(line.pos.line);
             s.notification_of = Some(qid.to_string());
             // A notification's envelope sender is the null sender.
             s.sender.get_or_insert_with(String::new);
+            if note.contains("Cannot send message for") {
+                self.expired(line, ts, host, qid, note, out);
+            }
             return LineOutcome::Parsed;
         }
         if let Some(s) = self.queues.map.get_mut(qid) {
@@ -524,6 +669,8 @@ impl Parser for SendmailParser {
     }
 
     fn finish(&mut self, out: &mut dyn Emit) {
+        // Refusals whose `from=` line is not in this file keep their line, without a sender.
+        self.refusals.flush(out);
         if !self.continues {
             self.queues.write_open(&self.file, out);
         }
