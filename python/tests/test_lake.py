@@ -31,7 +31,7 @@ def test_forced_format_and_its_errors(tmp_path):
     s = lake.ingest(["sample-logs/postfix/mail.log"], format="postfix", year=2026)
     assert s.rows["mail_deliveries"] > 0
     with pytest.raises(ValueError, match="postfix"):
-        lake.ingest(["sample-logs/postfix/mail.log"], format="sendmail")
+        lake.ingest(["sample-logs/postfix/mail.log"], format="qmail")
 
 
 def test_tz_reads_zone_less_stamps_in_that_zone(tmp_path):
