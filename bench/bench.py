@@ -1,6 +1,6 @@
 """Benchmark: ingest throughput and memory, and rule queries against DuckDB.
 
-    bash bench/run.sh [--messages 50000 200000] [--repeat 3]
+    bash bench/run.sh [--messages 50000 200000] [--repeat 3] [--days 180] [--json PATH]
 
 1. Generates deterministic synthetic data shaped like the real logs the tests
    use (Postfix lines as `sample-logs/postfix/mail.log` writes them, interleaved
@@ -22,6 +22,10 @@
 5. `detect --since` the last day of the data (what a nightly job runs), and
    the growth exponent of the whole catalogue between the two largest sizes
    (1.0 = linear).
+6. `optimize --sort-by-time` (compaction) and the catalogue again after it.
+
+The generated relay log spans `--days` days (default 180: six months of
+partitions); its size is set by `--messages`.
 
 `--json PATH` writes the same figures as JSON:
 `{"machine", "sizes", "ingest": {SIZE: {"ours_s", "duckdb_s", "wc_l_s", "mb_per_s", "lines_per_s", "rss_mib"}},
@@ -48,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ATTACKER = "drop@exfil.example"
 
 
-def generate(out: Path, messages: int, seed: int = 1) -> dict:
+def generate(out: Path, messages: int, days: int = 180, seed: int = 1) -> dict:
     """Write out/postfix/mail.log and out/wire/agent.jsonl."""
     rng = random.Random(seed)
     (out / "postfix").mkdir(parents=True, exist_ok=True)
@@ -57,7 +61,7 @@ def generate(out: Path, messages: int, seed: int = 1) -> dict:
     people = [f"user{i}@{domains[i % len(domains)]}" for i in range(5000)]
     senders = [f"staff{i}@corp.example" for i in range(40)] + ["agent@corp.example"]
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    span = timedelta(days=90)
+    span = timedelta(days=days)
     agent_calls = 0
     with open(out / "postfix" / "mail.log", "w") as mail, open(out / "wire" / "agent.jsonl", "w") as wire:
         pending: list[list[str]] = []  # message blocks, emitted interleaved
@@ -117,13 +121,25 @@ def generate(out: Path, messages: int, seed: int = 1) -> dict:
     return {"messages": messages, "agent_calls": agent_calls, "bytes": size}
 
 
+# Run from a fresh, small interpreter: a child's ru_maxrss starts from the
+# high-water mark of the process that forked it, and this one holds DuckDB's
+# memory, which would otherwise be reported as the command's.
+RSS_PROBE = """
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, ru = os.wait4(p.pid, 0)
+print(ru.ru_maxrss)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss(cmd: list[str]) -> int:
-    """Peak RSS in KiB of one command (rusage of that child alone, via wait4)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, ru = os.wait4(p.pid, 0)
-    if os.waitstatus_to_exitcode(status) not in (0, 1):
+    """Peak RSS in KiB of one command (rusage of that child alone, via wait4
+    in a fresh interpreter)."""
+    r = subprocess.run([sys.executable, "-c", RSS_PROBE, *cmd], capture_output=True, text=True)
+    if r.returncode not in (0, 1):
         raise SystemExit(f"{cmd} failed")
-    return ru.ru_maxrss
+    return int(r.stdout.strip())
 
 
 def duckdb_ingest(data: Path, out: Path) -> float:
@@ -212,6 +228,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--messages", type=int, nargs="+", default=[50_000, 200_000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--days", type=int, default=180, help="days the generated relay log spans (default: six months)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     ap.add_argument("--bin", default=str(Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/mcp-forensics/target")) / "release/mcp-forensics"))
     a = ap.parse_args()
@@ -224,7 +241,7 @@ def main() -> None:
     try:
         for n in a.messages:
             data = work / f"data-{n}"
-            meta = generate(data, n)
+            meta = generate(data, n, a.days)
             walls, rss = [], []
             for i in range(a.repeat):
                 lake = work / f"lake-{n}-{i}"
@@ -273,6 +290,12 @@ def main() -> None:
             since_s, _ = timed([a.bin, "detect", "--lake", str(lake), "--since", since, "--format", "jsonl"], a.repeat)
             rows.append(("detect --since (last day)", f"{n:,} msgs", since_s, f"--since {since}", "", ""))
             fig["since_1d_s"][str(n)] = since_s
+            opt_s, opt_rss = timed([a.bin, "optimize", "--lake", str(lake), "--sort-by-time"], 1)
+            rows.append(("optimize --sort-by-time", f"{n:,} msgs", opt_s, "compaction, rows ordered by ts", f"peak RSS {opt_rss / 1024:.0f} MiB", ""))
+            fig.setdefault("optimize_s", {})[str(n)] = opt_s
+            whole_opt, _ = timed([a.bin, "detect", "--lake", str(lake), "--format", "jsonl"], a.repeat)
+            rows.append(("  whole catalogue after optimize", f"{n:,} msgs", whole_opt, "", "", ""))
+            fig.setdefault("catalogue_after_optimize_s", {})[str(n)] = whole_opt
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -117,6 +117,34 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: OutputFormat,
     },
+    /// Compact the small Parquet files scheduled ingests leave (delta-rs OPTIMIZE); rows are unchanged.
+    Optimize {
+        #[arg(long)]
+        lake: PathBuf,
+        /// Also rewrite every file ordered by ts (Z-order on ts), so narrow time predicates skip row groups.
+        #[arg(long)]
+        sort_by_time: bool,
+        /// Target file size in MiB.
+        #[arg(long, default_value_t = 128)]
+        target_mib: u64,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// Delete data files no kept table version needs (delta-rs VACUUM): the published versions and those recorded findings were computed at always stay.
+    Vacuum {
+        #[arg(long)]
+        lake: PathBuf,
+        /// Keep files a table stopped referencing less than this many hours ago.
+        #[arg(long, default_value_t = 168)]
+        retain_hours: u64,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+    },
     /// Run SQL over the lake's tables.
     Sql {
         #[arg(long)]
@@ -240,6 +268,15 @@ fn describe_rule(r: &Rule) -> String {
     }
     for (name, doc) in &r.lists {
         let _ = writeln!(s, "list {name} (table list_{name}, file {name}.txt in --lists DIR): {doc}");
+    }
+    match &r.since {
+        Some(p) => {
+            let whole = if p.read_whole.is_empty() { String::new() } else { format!("; read whole: {}", p.read_whole.join(", ")) };
+            let _ = writeln!(s, "with --since: reads from {} day(s) before it{whole}", p.lookback_days);
+        }
+        None => {
+            let _ = writeln!(s, "with --since: reads every table whole (findings can depend on any earlier row)");
+        }
     }
     let _ = writeln!(s, "\n{}\n", r.sql.trim());
     for t in &r.tests {
@@ -373,6 +410,37 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             let setup = RuleSetup { rules: mcpf_detect::embedded_rules(), lists, params: Default::default() };
             let (_, batches) = ops::sql(&lake, &setup, &query, bound, None)?;
             output::write_batches(&mut out, &batches, format)?;
+        }
+        Command::Optimize { lake, sort_by_time, target_mib, format } => {
+            let lake = require_lake(&lake)?;
+            let opts = mcpf_lake::OptimizeOptions { sort_by_time, target_file_bytes: target_mib.saturating_mul(1024 * 1024) };
+            let report = lake.optimize(&opts, None)?;
+            if matches!(format, OutputFormat::Json | OutputFormat::Jsonl) {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for t in &report.tables {
+                writeln!(out, "{:<20} {:>6} file(s) before: {} rewritten into {} across {} partition(s)", t.table, t.files_before, t.files_removed, t.files_added, t.partitions)?;
+            }
+            writeln!(out, "optimize {}: done", report.run_id)?;
+        }
+        Command::Vacuum { lake, retain_hours, dry_run, format } => {
+            let lake = require_lake(&lake)?;
+            let hours = i64::try_from(retain_hours).ok().filter(|h| *h <= 24 * 365 * 100).ok_or_else(|| UserError("--retain-hours: at most 876000 (100 years)".into()))?;
+            let opts = mcpf_lake::VacuumOptions { retention: chrono::Duration::hours(hours), dry_run };
+            let report = lake.vacuum(&opts, None)?;
+            if matches!(format, OutputFormat::Json | OutputFormat::Jsonl) {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for t in &report.tables {
+                let kept = if t.kept_versions.is_empty() { String::new() } else { format!(" (versions kept for recorded findings: {})", t.kept_versions.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(", ")) };
+                writeln!(out, "{:<20} {:>6} file(s) in use, {verb} {} unreferenced file(s){kept}", t.table, t.files_before, t.files_removed)?;
+            }
+            writeln!(out, "vacuum {}: done{}", report.run_id, if dry_run { " (dry run: nothing deleted)" } else { "" })?;
         }
         Command::Tables { lake, verbose } => {
             let lake = require_lake(&lake)?;

@@ -214,8 +214,38 @@ impl Engine {
         self.ensure_lists(rule)?;
         let overrides = opts.params.get(&rule.id).cloned().unwrap_or_default();
         let params = rule.bound_params(&overrides).map_err(err)?;
-        let batches = self.sql(&rule.sql, params).await.map_err(|e| err(format!("rule {} ({}): {e}", rule.id, rule.origin)))?;
+        let pruned = match opts.since_us {
+            Some(since) => self.since_context(rule, since).await?,
+            None => None,
+        };
+        let ctx = pruned.as_ref().unwrap_or(&self.ctx);
+        let batches = materialize::run(ctx, &rule.sql, &params).await.map_err(|e| err(format!("rule {} ({}): {e}", rule.id, rule.origin)))?;
         aggregate(rule, &batches, opts).map_err(|e| err(format!("rule {} ({}): {e}", rule.id, rule.origin)))
+    }
+
+    /// The session a rule runs in under `--since`, when its `[since]`
+    /// section lets it skip old rows: every lake table (but those it reads
+    /// whole) as a view of its day partitions from `lookback_days` before
+    /// `since_us` on. The filter is on the partition column, so the Delta
+    /// scan never opens the older files. None: the rule reads everything.
+    pub async fn since_context(&self, rule: &Rule, since_us: i64) -> Result<Option<SessionContext>> {
+        let Some(p) = &rule.since else { return Ok(None) };
+        let from_us = since_us.saturating_sub(i64::from(p.lookback_days).saturating_mul(86_400_000_000));
+        let first_day = mcpf_formats::time::date_of(from_us);
+        let ctx = SessionContext::new_with_config(self.ctx.copied_config());
+        let names = self.ctx.catalog("datafusion").and_then(|c| c.schema("public")).map(|s| s.table_names()).unwrap_or_default();
+        for name in names {
+            let provider = self.ctx.table_provider(name.as_str()).await.map_err(err)?;
+            let prune = Table::from_name(&name).is_some_and(|t| !t.name().starts_with('_')) && !p.read_whole.iter().any(|w| *w == name);
+            let provider = if prune {
+                use datafusion::prelude::{col, lit};
+                self.ctx.read_table(provider).map_err(err)?.filter(col("date").gt_eq(lit(first_day.as_str()))).map_err(err)?.into_view()
+            } else {
+                provider
+            };
+            ctx.register_table(name.as_str(), provider).map_err(err)?;
+        }
+        Ok(Some(ctx))
     }
 
     /// Run rules (all of `rules`, or those named in `opts.rules`).

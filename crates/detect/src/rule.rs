@@ -88,6 +88,26 @@ struct QuerySpec {
     sql: String,
 }
 
+/// What `detect --since` may leave unread for a rule (its `[since]`
+/// section). A rule without one reads every table whole: its findings can
+/// depend on any earlier row (first sightings, baselines, shares of a
+/// sender's mail).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SincePruning {
+    /// Rows dated more than this many days before `--since` cannot change a
+    /// finding counted from `--since` on (for mail matched to tool calls:
+    /// the longest a message may wait in a queue, 5 days by default in
+    /// Postfix, Exim and Sendmail, plus margin). Their day partitions are
+    /// not read.
+    pub lookback_days: u32,
+    /// Tables read whole all the same: small tables whose old rows enrich
+    /// new findings (a session launched months ago names the package a call
+    /// today came from).
+    #[serde(default)]
+    pub read_whole: Vec<String>,
+}
+
 /// What a fixture expects of its rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -143,6 +163,8 @@ struct RuleFile {
     lists: BTreeMap<String, String>,
     #[serde(default)]
     sensitive: bool,
+    #[serde(default)]
+    since: Option<SincePruning>,
     query: QuerySpec,
     #[serde(default)]
     tests: Vec<RuleTest>,
@@ -162,6 +184,8 @@ pub struct Rule {
     pub lists: BTreeMap<String, String>,
     /// The rule's matches are secrets: `--explain` does not print raw lines.
     pub sensitive: bool,
+    /// How `detect --since` may prune the tables the rule reads (None: read whole).
+    pub since: Option<SincePruning>,
     pub sql: String,
     /// Positive and negative fixtures.
     pub tests: Vec<RuleTest>,
@@ -215,6 +239,17 @@ impl Rule {
                 return Err(format!("{origin}: list {name} is declared but the query never reads table list_{name}"));
             }
         }
+        if let Some(p) = &f.since {
+            if p.lookback_days > 3660 {
+                return Err(format!("{origin}: [since] lookback_days = {} is more than ten years; leave [since] out to read the tables whole", p.lookback_days));
+            }
+            for name in &p.read_whole {
+                if mcpf_schema::Table::from_name(name).is_none() {
+                    let known: Vec<_> = mcpf_schema::Table::ALL.iter().map(|t| t.name()).collect();
+                    return Err(format!("{origin}: [since] read_whole names {name:?}, which is not a lake table (tables: {})", known.join(", ")));
+                }
+            }
+        }
         for t in &f.tests {
             let at = format!("{origin}: test {:?}", t.name);
             for (k, v) in &t.params {
@@ -243,6 +278,7 @@ impl Rule {
             parameters: f.parameters,
             lists: f.lists,
             sensitive: f.sensitive,
+            since: f.since,
             sql: f.query.sql,
             tests: f.tests,
             origin: origin.to_string(),

@@ -332,3 +332,60 @@ fn unintended_recipient_says_which_role_evidence_was_exact() {
     let detail = of(&f, "mail.unintended_recipient")[0].detail.clone().unwrap_or_default();
     assert!(detail.contains("(an envelope recipient: the log records no header role)"), "{detail}");
 }
+
+/// `detect --since` skips the day partitions a rule's `[since]` section says
+/// cannot matter, and finds exactly what reading everything finds: the same
+/// findings, counts, first and last sightings, entities and details.
+#[test]
+fn since_pruning_reads_less_and_finds_the_same() {
+    let mut wire_lines = init("2026-03-01T08:00:00.000Z", 0, "1.0.16");
+    let mut postfix = String::new();
+    for d in 1..=20i64 {
+        let ts = format!("2026-03-{d:02}T09:00:00.000Z");
+        let to = format!("u{d}@client.example");
+        let mid = format!("m{d}@corp.example");
+        wire_lines.extend(call(&ts, d, json!({"to": to, "subject": "s", "body": format!("card 4111 1111 1111 1111 day {d}")}), &format!("Email sent successfully!\nMessageID: {mid}")));
+        postfix += &mail(&format!("2026-03-{d:02}T09:00:01+00:00"), &format!("{:X}", 0xA0000 + d), &mid, "agent@corp.example", &[(&to, None), ("drop@exfil.example", None)]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (w, m) = (dir.path().join("wire.jsonl"), dir.path().join("mail.log"));
+    std::fs::write(&w, wire_lines.join("\n") + "\n").unwrap();
+    std::fs::write(&m, postfix).unwrap();
+    let lake = Lake::open(dir.path().join("lake")).unwrap();
+    lake.ingest(&[w, m], &IngestOptions::default()).unwrap();
+    let since = mcpf_formats::time::parse_rfc3339("2026-03-15T00:00:00Z").unwrap();
+    let opts = DetectOptions { since_us: Some(since), ..Default::default() };
+    let rules = embedded_rules();
+    let pruned_rules: Vec<_> = rules.iter().filter(|r| r.since.is_some()).collect();
+    assert!(pruned_rules.len() >= 3, "the built-in rules that may prune");
+    lake.block_on(async {
+        let engine = Engine::open(&lake).await.unwrap();
+        let count = |ctx: &datafusion::prelude::SessionContext, t: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let b = ctx.sql(&format!("SELECT count(*) FROM {t}")).await.unwrap().collect().await.unwrap();
+                b[0].column(0).as_any().downcast_ref::<arrow::array::Int64Array>().unwrap().value(0)
+            }
+        };
+        let mut fired = 0;
+        for rule in pruned_rules {
+            let ctx = engine.since_context(rule, since).await.unwrap().expect("a rule with [since] prunes");
+            let lookback = rule.since.as_ref().unwrap().lookback_days as i64;
+            assert_eq!(count(&ctx, "mail_deliveries").await, 2 * (20 - (15 - lookback).max(1) + 1), "{}: the partitions before the lookback are not read", rule.id);
+            // The session began on day 1: read only by the rules that read sessions whole.
+            let sessions = (count(&ctx, "mcp_sessions").await, count(engine.context(), "mcp_sessions").await);
+            if rule.since.as_ref().unwrap().read_whole.iter().any(|t| t == "mcp_sessions") {
+                assert_eq!(sessions, (1, 1), "{}", rule.id);
+            } else {
+                assert_eq!(sessions, (0, 1), "{}", rule.id);
+            }
+            let whole_rule = mcpf_detect::Rule { since: None, ..rule.clone() };
+            let key = |f: &Finding| (f.finding_id.clone(), f.count, f.first_seen_us, f.last_seen_us, f.address.clone(), f.version.clone(), f.session.clone(), f.detail.clone());
+            let pruned: Vec<_> = engine.run_rule(rule, &opts).await.unwrap().iter().map(key).collect();
+            let whole: Vec<_> = engine.run_rule(&whole_rule, &opts).await.unwrap().iter().map(key).collect();
+            assert_eq!(pruned, whole, "{}", rule.id);
+            fired += usize::from(!whole.is_empty());
+        }
+        assert!(fired >= 2, "the comparison must be over real findings");
+    });
+}

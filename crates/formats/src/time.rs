@@ -156,7 +156,10 @@ pub fn parse_naive_in(s: &str, zone: &Zone, after: Option<i64>) -> Option<i64> {
 
 /// `YYYY-MM-DD` of a UTC-microsecond timestamp: the partition value.
 pub fn date_of(micros: i64) -> String {
+    use chrono::Datelike;
+    // Once per row: integer formatting, not a strftime pattern parsed each time.
     match DateTime::<Utc>::from_timestamp_micros(micros) {
+        Some(d) if (0..=9999).contains(&d.year()) => format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()),
         Some(d) => d.format("%Y-%m-%d").to_string(),
         None => "1970-01-01".to_string(),
     }

@@ -116,6 +116,21 @@ impl Layout {
         Ok(Some(snap))
     }
 
+    /// Every published snapshot, oldest first.
+    pub fn snapshots(&self) -> io::Result<Vec<Snapshot>> {
+        let Some(last) = self.latest_sequence()? else { return Ok(vec![]) };
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            let path = self.snapshots_dir().join(snapshot_name(seq));
+            match fs::read(&path) {
+                Ok(bytes) => out.push(serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     fn latest_sequence(&self) -> io::Result<Option<u64>> {
         let entries = match fs::read_dir(self.snapshots_dir()) {
             Ok(e) => e,

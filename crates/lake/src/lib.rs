@@ -25,6 +25,7 @@ pub mod fingerprint;
 pub mod ingest;
 pub mod layout;
 mod legacy;
+pub mod maintenance;
 pub mod rotation;
 mod sink;
 pub mod spool;
@@ -43,6 +44,7 @@ use mcpf_schema::Table;
 pub use batch::TableBuilder;
 pub use ingest::{expand_inputs, IngestOptions, Input};
 pub use layout::Snapshot;
+pub use maintenance::{MaintenanceReport, OptimizeOptions, TableMaintenance, VacuumOptions};
 pub use store::RUN_ID_KEY as INGEST_ID_KEY;
 pub use summary::{IngestSummary, SourceAction, SourceReport};
 pub use verify::{checks_batch, SourceCheck, SourceState};
@@ -135,6 +137,12 @@ impl Lake {
     /// and the Python bindings).
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// A handle to the lake's runtime, for threads of its own (the ingest
+    /// encoder) that run its futures.
+    pub(crate) fn runtime_handle(&self) -> tokio::runtime::Handle {
+        self.rt.handle().clone()
     }
 
     /// [`Lake::block_on`] that gives up with [`LakeError::Stopped`] soon

@@ -91,6 +91,25 @@ pub enum Table {
     Findings,
 }
 
+/// A table's columns, kept once, with an index by name length.
+struct TableCatalog {
+    columns: Vec<Column>,
+    by_len: Vec<Vec<(&'static str, usize)>>,
+}
+
+impl TableCatalog {
+    fn new(columns: Vec<Column>) -> TableCatalog {
+        let mut by_len: Vec<Vec<(&'static str, usize)>> = vec![];
+        for (i, c) in columns.iter().enumerate() {
+            if by_len.len() <= c.name.len() {
+                by_len.resize(c.name.len() + 1, vec![]);
+            }
+            by_len[c.name.len()].push((c.name, i));
+        }
+        TableCatalog { columns, by_len }
+    }
+}
+
 impl Table {
     pub const ALL: [Table; 13] = [
         Table::McpMessages,
@@ -421,15 +440,23 @@ impl Table {
     /// [`Table::columns`], built once per table: what row builders look
     /// names up in for every cell.
     pub fn columns_static(self) -> &'static [Column] {
-        static ALL_COLUMNS: std::sync::OnceLock<Vec<Vec<Column>>> = std::sync::OnceLock::new();
-        let all = ALL_COLUMNS.get_or_init(|| Table::ALL.iter().map(|t| t.columns()).collect());
-        let i = Table::ALL.iter().position(|t| *t == self).expect("every table is in Table::ALL");
-        &all[i]
+        &self.catalog().columns
     }
 
-    /// Position of a column by name.
+    /// Position of a column by name. Called for every cell a parser sets, so
+    /// names are looked up among the columns of the same length only (one or
+    /// two candidates), not compared with every column.
     pub fn column_index(self, name: &str) -> Option<usize> {
-        self.columns_static().iter().position(|c| c.name == name)
+        let by_len = &self.catalog().by_len;
+        // The same literal is usually the same address: compare that first.
+        by_len.get(name.len())?.iter().find(|(n, _)| std::ptr::eq(n.as_ptr(), name.as_ptr()) || *n == name).map(|(_, i)| *i)
+    }
+
+    fn catalog(self) -> &'static TableCatalog {
+        static CATALOG: std::sync::OnceLock<Vec<TableCatalog>> = std::sync::OnceLock::new();
+        let all = CATALOG.get_or_init(|| Table::ALL.iter().map(|t| TableCatalog::new(t.columns())).collect());
+        // ALL lists the variants in declaration order (a test checks it).
+        &all[self as usize]
     }
 
     /// Partition columns of the Delta table.
@@ -441,6 +468,18 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_the_variants_in_declaration_order_and_names_resolve() {
+        for (i, t) in Table::ALL.iter().enumerate() {
+            assert_eq!(*t as usize, i, "{}", t.name());
+            for (j, c) in t.columns().iter().enumerate() {
+                assert_eq!(t.column_index(c.name), Some(j), "{}.{}", t.name(), c.name);
+            }
+            assert_eq!(t.column_index("no_such_column"), None);
+            assert_eq!(t.column_index(""), None);
+        }
+    }
 
     #[test]
     fn every_table_has_provenance_and_partition() {
