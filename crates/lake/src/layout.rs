@@ -110,10 +110,7 @@ impl Layout {
     /// The newest published snapshot, if any.
     pub fn latest_snapshot(&self) -> io::Result<Option<Snapshot>> {
         let Some(seq) = self.latest_sequence()? else { return Ok(None) };
-        let path = self.snapshots_dir().join(snapshot_name(seq));
-        let bytes = fs::read(&path)?;
-        let snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?;
-        Ok(Some(snap))
+        self.read_snapshot(seq).map(Some)
     }
 
     /// Every published snapshot, oldest first.
@@ -121,14 +118,19 @@ impl Layout {
         let Some(last) = self.latest_sequence()? else { return Ok(vec![]) };
         let mut out = Vec::new();
         for seq in 1..=last {
-            let path = self.snapshots_dir().join(snapshot_name(seq));
-            match fs::read(&path) {
-                Ok(bytes) => out.push(serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))?),
+            match self.read_snapshot(seq) {
+                Ok(snap) => out.push(snap),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             }
         }
         Ok(out)
+    }
+
+    fn read_snapshot(&self, seq: u64) -> io::Result<Snapshot> {
+        let path = self.snapshots_dir().join(snapshot_name(seq));
+        let bytes = fs::read(&path)?;
+        serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
     }
 
     fn latest_sequence(&self) -> io::Result<Option<u64>> {

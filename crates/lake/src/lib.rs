@@ -291,12 +291,18 @@ impl Lake {
     /// [`Lake::query_ingest_log`] with bound parameters (`$name`). Loads
     /// only `_ingest_log`, at its published version.
     async fn query_ingest_log_with(&self, sql: &str, params: Vec<(String, deltalake::datafusion::scalar::ScalarValue)>) -> Result<Vec<RecordBatch>> {
+        self.query_published_table(Table::IngestLog, "l", sql, params).await
+    }
+
+    /// Run SQL over one published table, registered as `alias`, loading
+    /// only that table; no rows when it does not exist yet.
+    pub(crate) async fn query_published_table(&self, t: Table, alias: &str, sql: &str, params: Vec<(String, deltalake::datafusion::scalar::ScalarValue)>) -> Result<Vec<RecordBatch>> {
         if !self.is_lake() {
             return Ok(vec![]);
         }
-        let Some(table) = self.published_table(Table::IngestLog, self.snapshot()?.as_ref()).await? else { return Ok(vec![]) };
+        let Some(table) = self.published_table(t, self.snapshot()?.as_ref()).await? else { return Ok(vec![]) };
         let ctx = SessionContext::new();
-        ctx.register_table("l", table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
+        ctx.register_table(alias, table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
         let df = ctx.sql(sql).await.map_err(|e| self.lake_err(e))?;
         let df = if params.is_empty() { df } else { df.with_param_values(params).map_err(|e| self.lake_err(e))? };
         df.collect().await.map_err(|e| self.lake_err(e))

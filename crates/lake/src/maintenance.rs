@@ -206,14 +206,7 @@ impl Lake {
 
     /// The run ids of every `detect --record` run with a row in `_findings`.
     fn recorded_finding_runs(&self) -> Result<BTreeSet<String>> {
-        let snap = self.snapshot()?;
-        let Some(table) = self.block_on(self.published_table(Table::Findings, snap.as_ref()))? else { return Ok(BTreeSet::new()) };
-        let batches = self.block_on(async {
-            let ctx = deltalake::datafusion::prelude::SessionContext::new();
-            ctx.register_table("f", table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
-            let df = ctx.sql("SELECT DISTINCT ingest_id FROM f").await.map_err(|e| self.lake_err(e))?;
-            df.collect().await.map_err(|e| self.lake_err(e))
-        })?;
+        let batches = self.block_on(self.query_published_table(Table::Findings, "f", "SELECT DISTINCT ingest_id FROM f", vec![]))?;
         let mut out = BTreeSet::new();
         for b in &batches {
             let ids = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8).map_err(|e| self.lake_err(e))?;
