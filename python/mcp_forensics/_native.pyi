@@ -101,8 +101,10 @@ class Lake:
     ) -> None: ...
     @property
     def path(self) -> str: ...
-    def ingest(self, paths: Sequence[_Path], format: str | None = None, year: int | None = None, tz: str | None = None) -> IngestSummary:
-        """Ingest log files and folders; re-ingesting adds nothing; Ctrl-C commits nothing."""
+    def ingest(self, paths: Sequence[_Path], format: str | None = None, year: int | None = None, tz: str | None = None, force: bool = False) -> IngestSummary:
+        """Ingest log files and folders; re-ingesting adds nothing (``force=True`` replaces their earlier rows); Ctrl-C commits nothing."""
+    def forget(self, sources: Sequence[str]) -> Rows:
+        """Drop every row read from these sources (path or sha256 prefix), recorded in ``_ingest_log``."""
     def tables(self) -> Rows:
         """Every table with its row count and what it holds."""
     def sql(self, query: str, **params: _SqlValue) -> Rows:

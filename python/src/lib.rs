@@ -6,6 +6,8 @@
 //! through the Arrow C stream interface so pyarrow, pandas, polars and
 //! DuckDB read it without copying.
 
+mod display;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,22 +154,15 @@ impl Rows {
         slf.py().import("polars")?.call_method1("DataFrame", (slf,))
     }
 
-    /// The first rows as a text table, with control characters escaped.
+    /// The first rows and columns as a text table (cells cut, control
+    /// characters escaped), with the total.
     fn __repr__(&self) -> String {
-        let n = self.num_rows();
-        let mut shown = Vec::new();
-        let mut left = 20usize;
-        for b in &self.batches {
-            if left == 0 {
-                break;
-            }
-            let take = b.num_rows().min(left);
-            shown.push(b.slice(0, take));
-            left -= take;
-        }
-        let table = arrow::util::pretty::pretty_format_batches(&shown).map(|t| t.to_string()).unwrap_or_default();
-        let more = if n > 20 { format!("\n... {} more rows", n - 20) } else { String::new() };
-        terminal_safe_block(&format!("Rows: {n} rows x {} columns\n{table}{more}", self.schema.fields().len()))
+        display::text("Rows", &self.schema, &self.batches, &[])
+    }
+
+    /// The same view as an HTML table, for Jupyter (markup in cells escaped).
+    fn _repr_html_(&self) -> String {
+        display::html("Rows", &self.schema, &self.batches, &[])
     }
 }
 
@@ -189,6 +184,18 @@ pub struct Findings {
 
 #[pymethods]
 impl Findings {
+    /// The findings with severity, rule, key, count and time first.
+    fn __repr__(slf: PyRef<'_, Self>) -> String {
+        let rows = slf.as_super();
+        display::text("Findings", &rows.schema, &rows.batches, &display::FINDING_COLUMNS)
+    }
+
+    /// [`Findings::__repr__`] as an HTML table, for Jupyter.
+    fn _repr_html_(slf: PyRef<'_, Self>) -> String {
+        let rows = slf.as_super();
+        display::html("Findings", &rows.schema, &rows.batches, &display::FINDING_COLUMNS)
+    }
+
     /// One row per evidence row of every finding: finding_id, rule_id, ts,
     /// evidence_table, source_file, source_line, source_offset,
     /// source_pointer, detail, and (with ``raw=True``) the raw log line read
@@ -453,13 +460,36 @@ impl Lake {
     /// ``tz`` the zone of stamps written without offset (``"Europe/Berlin"``,
     /// ``"UTC"``, ``"+02:00"``; default: read as UTC). Re-ingesting the same content adds nothing; a grown log adds its new
     /// lines. Ctrl-C stops the run before it commits: the lake stays as it was.
-    #[pyo3(signature = (paths, format = None, year = None, tz = None))]
-    fn ingest(&self, py: Python<'_>, paths: Vec<PathBuf>, format: Option<&str>, year: Option<i32>, tz: Option<&str>) -> PyResult<IngestSummary> {
+    /// ``force=True`` reads the given sources again although they were
+    /// ingested (after a wrong ``year``, ``tz`` or ``format``): the rows of
+    /// their earlier ingest are removed in the same run.
+    #[pyo3(signature = (paths, format = None, year = None, tz = None, force = false))]
+    fn ingest(&self, py: Python<'_>, paths: Vec<PathBuf>, format: Option<&str>, year: Option<i32>, tz: Option<&str>, force: bool) -> PyResult<IngestSummary> {
         let format = format.map(|f| f.parse::<mcpf_formats::Format>()).transpose().map_err(|e| PyValueError::new_err(e.to_string()))?;
         let zone = tz.map(|z| z.parse::<mcpf_formats::time::Zone>()).transpose().map_err(PyValueError::new_err)?;
         let inner = &self.inner;
-        let summary = run_stoppable(py, |stop| inner.ingest(&paths, &mcpf_lake::IngestOptions { format, year, zone, stop: Some(stop.clone()) }))?;
+        let summary = run_stoppable(py, |stop| inner.ingest(&paths, &mcpf_lake::IngestOptions { format, year, zone, force, stop: Some(stop.clone()), ..Default::default() }))?;
         Ok(IngestSummary { inner: summary.map_err(lake_err)? })
+    }
+
+    /// Drop every row read from the given sources (a path as ingest
+    /// recorded it, or a sha256 of 12+ hex digits), recorded in
+    /// ``_ingest_log`` with status ``forgotten``; the next ingest reads them
+    /// again. Returns one row per source with the rows removed.
+    fn forget(&self, py: Python<'_>, sources: Vec<String>) -> PyResult<Rows> {
+        self.require()?;
+        let inner = &self.inner;
+        let report = py.detach(|| inner.forget(&sources, &mut |_| {})).map_err(lake_err)?;
+        let files: Vec<&str> = report.sources.iter().map(|s| s.source_file.as_str()).collect();
+        let removed: Vec<i64> = report.sources.iter().map(|s| s.total() as i64).collect();
+        let per_table: Vec<String> = report.sources.iter().map(|s| serde_json::to_string(&s.rows_removed).unwrap_or_default()).collect();
+        let batch = RecordBatch::try_from_iter(vec![
+            ("source_file", Arc::new(arrow::array::StringArray::from(files)) as ArrayRef),
+            ("rows_removed", Arc::new(arrow::array::Int64Array::from(removed)) as ArrayRef),
+            ("rows_removed_json", Arc::new(arrow::array::StringArray::from(per_table)) as ArrayRef),
+        ])
+        .map_err(|e| lake_err(e.to_string()))?;
+        Ok(Rows::from_batch(batch))
     }
 
     /// Every table with its row count and what it holds.

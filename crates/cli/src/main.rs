@@ -6,6 +6,9 @@
 //! sources could not be read (listed in the summary and `_ingest_log`).
 
 mod account;
+mod progress;
+mod stats;
+mod style;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -24,6 +27,18 @@ use mcpf_lake::{IngestOptions, IngestSummary, Lake};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Write results to FILE instead of standard output (progress, summaries and errors stay on stderr).
+    #[arg(short, long, global = true, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Color terminal output: auto (a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = style::ColorChoice::Auto, value_name = "WHEN")]
+    color: style::ColorChoice,
+    /// Threads for reading and querying (default: 2 for I/O, one query partition per core).
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    /// No progress display and no ingest summary (errors are still printed).
+    #[arg(short, long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -33,8 +48,8 @@ enum Command {
         /// Lake directory (created if missing).
         #[arg(long)]
         lake: PathBuf,
-        /// Force a parser by its name, e.g. postfix, exim, sendmail, exchange_tracking (a wrong name lists them all; default: detect per file).
-        #[arg(long)]
+        /// Force a parser by its name (default: detected per file).
+        #[arg(long, value_parser = format_parser(), value_name = "FORMAT")]
         format: Option<Format>,
         /// Year of the first line of year-less syslog timestamps (default: from the file's time).
         #[arg(long)]
@@ -49,6 +64,12 @@ enum Command {
         /// Print one line per source.
         #[arg(short, long)]
         verbose: bool,
+        /// Read the given sources again although they were ingested (after a wrong --year, --tz or --format): the rows of their earlier ingest are removed in the same run, recorded in _ingest_log.
+        #[arg(long)]
+        force: bool,
+        /// Progress as JSON lines on stderr (one a second), and the summary as one JSON object on stdout: for scheduled jobs.
+        #[arg(long)]
+        progress_json: bool,
         /// Files or directories (recursive); `-` reads standard input (kept
         /// in the lake as `_lake/spool/stdin-HASH`, gzip/zstd/bzip2 too).
         #[arg(required = true)]
@@ -75,6 +96,9 @@ enum Command {
         /// Exit 1 when a finding has this severity or higher.
         #[arg(long)]
         fail_on: Option<Severity>,
+        /// Print (and fail on) only findings of this severity or higher.
+        #[arg(long)]
+        min_severity: Option<Severity>,
         /// Print only findings no earlier recorded run reported, and record this run (for scheduled jobs).
         #[arg(long)]
         new_only: bool,
@@ -160,8 +184,46 @@ enum Command {
         /// Folder of lists (NAME.txt becomes table list_NAME); the rules' lists exist empty without it.
         #[arg(long)]
         lists: Option<PathBuf>,
+        /// Show at most N rows (default for --format table: 40; other formats print every row unless given).
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Show every row in --format table too.
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
         query: String,
     },
+    /// Drop every row read from a source (a wrong --year, a file that needed --format), recorded in _ingest_log; the next ingest reads it again.
+    Forget {
+        #[arg(long)]
+        lake: PathBuf,
+        /// The source: its path as ingest recorded it (_ingest_log.source_file) or its sha256 (12+ hex digits). Repeatable.
+        #[arg(long = "source", required = true, value_name = "PATH|SHA")]
+        sources: Vec<String>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// Counts per day, host, MCP server and envelope sender: what the lake holds, at a glance.
+    Stats {
+        #[arg(long)]
+        lake: PathBuf,
+        /// Only these views (repeatable; default: all).
+        #[arg(long = "by", value_enum)]
+        views: Vec<stats::View>,
+        /// Rows per view.
+        #[arg(long, default_value_t = 20)]
+        top: u64,
+        /// table, json, jsonl or csv.
+        #[arg(long, default_value = "table")]
+        format: OutputFormat,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff; e.g. mcp-forensics man > mcp-forensics.1).
+    Man,
     /// List the lake's tables with row counts (and columns with -v).
     Tables {
         #[arg(long)]
@@ -249,12 +311,51 @@ impl<E: std::fmt::Display + 'static> From<E> for UserError {
     }
 }
 
+/// `--format` of ingest: the names of the parser registry ([`Format::ALL`]),
+/// so help, completions and the error for a wrong name never go stale.
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(Format::ALL.map(|f| f.name())).try_map(|s| s.parse::<Format>())
+}
+
 fn parse_time(s: &str, what: &str) -> Result<i64, UserError> {
     mcpf_formats::time::parse_time_bound(s).ok_or_else(|| UserError(format!("{what} {s:?}: expected an RFC 3339 time (2026-01-31T12:00:00Z) or a date (2026-01-31)")))
 }
 
-fn print_summary(s: &IngestSummary, verbose: bool) {
-    let _ = write!(io::stderr().lock(), "{}", output::terminal_safe_block(&s.report(verbose)));
+fn print_summary(s: &IngestSummary, verbose: bool, color: bool) {
+    let text = output::terminal_safe_block(&s.report(verbose));
+    let mut err = io::stderr().lock();
+    for line in text.lines() {
+        let painted = if line.starts_with("error:") {
+            style::paint(color, "31", line)
+        } else if line.starts_with("warning:") {
+            style::paint(color, "33", line)
+        } else {
+            line.to_string()
+        };
+        let _ = writeln!(err, "{painted}");
+    }
+}
+
+/// Color the `[SEVERITY]` head line of each finding in the table output
+/// (text already made terminal-safe, so the only escapes are these).
+fn paint_findings(text: &str, color: bool) -> String {
+    if !color {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.split_inclusive('\n') {
+        let sev = line.strip_prefix('[').and_then(|r| r.split_once(']')).map(|(s, _)| s.to_ascii_lowercase());
+        match sev.filter(|s| Severity::ALL.iter().any(|x| x.name() == s)) {
+            Some(s) => {
+                let (body, nl) = line.strip_suffix('\n').map(|b| (b, "\n")).unwrap_or((line, ""));
+                out.push_str(&style::paint(true, style::severity_code(&s), body));
+                out.push_str(nl);
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// A rule in full, as `rules show` prints it.
@@ -292,25 +393,188 @@ fn require_lake(path: &Path) -> Result<Lake, UserError> {
     Ok(lake)
 }
 
+/// Where results go: standard output, or `--output FILE` (created; written
+/// through a buffer and flushed at the end).
+fn open_output(path: Option<&Path>) -> Result<(Box<dyn Write>, bool), UserError> {
+    use std::io::IsTerminal;
+    match path {
+        Some(p) => {
+            let f = std::fs::File::create(p).map_err(|e| UserError(format!("--output {}: cannot create it: {e}", p.display())))?;
+            Ok((Box::new(io::BufWriter::new(f)), false))
+        }
+        None => Ok((Box::new(io::BufWriter::new(io::stdout().lock())), io::stdout().is_terminal())),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode, UserError> {
-    let mut out = io::stdout().lock();
-    match cli.command {
-        Command::Ingest { lake, format, year, tz, verbose, paths } => {
-            let lake = Lake::open(&lake)?;
-            let mut on_wait = |holder: &str| eprintln!("waiting for the lake's writers' lock (held by {}) ...", output::terminal_safe(holder));
-            let mut paths = paths;
-            if let Some(i) = paths.iter().position(|p| p.as_os_str() == "-") {
-                let spooled = lake.spool(&mut std::io::stdin().lock())?;
-                paths.retain(|p| p.as_os_str() != "-");
-                paths.insert(i.min(paths.len()), spooled);
-            }
-            let s = lake.ingest_with(&paths, &IngestOptions { format, year, zone: tz, ..Default::default() }, &mut on_wait)?;
-            print_summary(&s, verbose);
-            if s.failed_sources() > 0 {
-                return Ok(ExitCode::from(3));
+    if let Some(n) = cli.threads {
+        mcpf_lake::set_threads(usize::from(n));
+    }
+    let (mut out, out_is_terminal) = open_output(cli.output.as_deref())?;
+    let color_out = cli.color.enabled(out_is_terminal);
+    let color_err = cli.color.stderr();
+    let code = run_command(cli.command, &mut out, Flags { quiet: cli.quiet, color_out, color_err })?;
+    out.flush()?;
+    Ok(code)
+}
+
+/// The global flags a command needs.
+#[derive(Clone, Copy)]
+struct Flags {
+    quiet: bool,
+    color_out: bool,
+    color_err: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ingest_command(out: &mut dyn Write, flags: Flags, lake: &Path, format: Option<Format>, year: Option<i32>, tz: Option<Zone>, verbose: bool, force: bool, progress_json: bool, paths: Vec<PathBuf>) -> Result<ExitCode, UserError> {
+    let lake = Lake::open(lake)?;
+    let mut on_wait = |holder: &str| eprintln!("waiting for the lake's writers' lock (held by {}) ...", output::terminal_safe(holder));
+    let mut paths = paths;
+    if let Some(i) = paths.iter().position(|p| p.as_os_str() == "-") {
+        let spooled = lake.spool(&mut std::io::stdin().lock())?;
+        paths.retain(|p| p.as_os_str() != "-");
+        paths.insert(i.min(paths.len()), spooled);
+    }
+    let counters = std::sync::Arc::new(mcpf_lake::IngestProgress::default());
+    let display = progress::Display::start(progress::Mode::choose(flags.quiet, progress_json), counters.clone(), flags.color_err);
+    let opts = IngestOptions { format, year, zone: tz, force, progress: Some(counters), ..Default::default() };
+    let result = lake.ingest_with(&paths, &opts, &mut on_wait);
+    display.finish();
+    let s = result?;
+    if progress_json {
+        serde_json::to_writer(&mut *out, &s.to_json())?;
+        writeln!(out)?;
+    } else if !flags.quiet {
+        print_summary(&s, verbose, flags.color_err);
+    }
+    Ok(if s.failed_sources() > 0 { ExitCode::from(3) } else { ExitCode::SUCCESS })
+}
+
+/// `sql`: a table shows the first `limit` rows and counts the rest while
+/// streaming, so `SELECT * FROM mail_deliveries` on months of mail prints a
+/// screenful and the total, not the lake.
+#[allow(clippy::too_many_arguments)]
+fn sql_command(out: &mut dyn Write, lake: &Path, format: OutputFormat, params: &[String], lists: Option<&Path>, limit: Option<u64>, all: bool, query: &str) -> Result<ExitCode, UserError> {
+    let lists = match lists {
+        Some(d) => mcpf_detect::Lists::load_dir(d)?,
+        None => mcpf_detect::Lists::default(),
+    };
+    let lake = require_lake(lake)?;
+    let mut bound = Vec::new();
+    for p in params {
+        let (k, v) = p.split_once('=').ok_or_else(|| UserError(format!("--param {p:?}: expected NAME=VALUE or NAME:TYPE=VALUE (TYPE int, float, bool, text)")))?;
+        bound.push(sql_param(k, v)?);
+    }
+    let setup = RuleSetup { rules: mcpf_detect::embedded_rules(), lists, params: Default::default() };
+    let shown = match (limit, all, format) {
+        (Some(n), _, _) => Some(n),
+        (None, false, OutputFormat::Table) => Some(SQL_TABLE_ROWS),
+        _ => None,
+    };
+    let (mut kept, mut kept_rows, mut total) = (Vec::new(), 0u64, 0u64);
+    let schema = ops::sql_each(&lake, &setup, query, bound, None, &mut |b| {
+        let n = b.num_rows() as u64;
+        total += n;
+        let room = shown.map(|s| s.saturating_sub(kept_rows)).unwrap_or(u64::MAX);
+        if room > 0 && n > 0 {
+            let take = room.min(n);
+            kept.push(b.slice(0, take as usize));
+            kept_rows += take;
+        }
+        // Only a table prints the total: other formats stop at the limit.
+        Ok(format == OutputFormat::Table || room > n)
+    })?;
+    if kept.is_empty() {
+        kept.push(arrow::record_batch::RecordBatch::new_empty(schema));
+    }
+    if format == OutputFormat::Table {
+        if total == 0 {
+            writeln!(out, "(0 rows)")?;
+        } else {
+            output::write_table_rows(out, &kept)?;
+            if kept_rows < total {
+                writeln!(out, "({total} rows, {kept_rows} shown; --limit N or --all for more, --format csv|jsonl for every row)")?;
+            } else {
+                writeln!(out, "({total} rows)")?;
             }
         }
-        Command::Detect { lake, since, until, rules, setup, format, fail_on, new_only, record, explain, base } => {
+    } else {
+        output::write_batches(out, &kept, format)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rows `sql` shows in a table by default (as the DuckDB CLI does).
+const SQL_TABLE_ROWS: u64 = 40;
+
+fn forget_command(out: &mut dyn Write, lake: &Path, sources: &[String], format: OutputFormat) -> Result<ExitCode, UserError> {
+    let lake = require_lake(lake)?;
+    let mut on_wait = |holder: &str| eprintln!("waiting for the lake's writers' lock (held by {}) ...", output::terminal_safe(holder));
+    let report = lake.forget(sources, &mut on_wait)?;
+    if matches!(format, OutputFormat::Json | OutputFormat::Jsonl) {
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for s in &report.sources {
+        let per_table: Vec<String> = s.rows_removed.iter().map(|(t, n)| format!("{t} {n}")).collect();
+        writeln!(out, "forgot {}: {} row(s) removed ({})", output::terminal_safe(&s.source_file), s.total(), if per_table.is_empty() { "it held none".to_string() } else { per_table.join(", ") })?;
+    }
+    writeln!(out, "forget {}: done; recorded in _ingest_log (status forgotten); the next ingest of these paths reads them again", report.run_id)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn stats_command(out: &mut dyn Write, lake: &Path, views: &[stats::View], top: u64, format: OutputFormat) -> Result<ExitCode, UserError> {
+    let lake = require_lake(lake)?;
+    let setup = RuleSetup { rules: vec![], lists: Default::default(), params: Default::default() };
+    let views: Vec<stats::View> = if views.is_empty() { stats::View::ALL.to_vec() } else { views.to_vec() };
+    for (i, v) in views.iter().enumerate() {
+        let mut kept = Vec::new();
+        let mut rows = 0u64;
+        let schema = ops::sql_each(&lake, &setup, v.sql(), vec![], None, &mut |b| {
+            let take = (top - rows).min(b.num_rows() as u64);
+            if take > 0 {
+                kept.push(b.slice(0, take as usize));
+                rows += take;
+            }
+            Ok(rows < top)
+        })?;
+        if kept.is_empty() {
+            kept.push(arrow::record_batch::RecordBatch::new_empty(schema));
+        }
+        if format == OutputFormat::Table {
+            if i > 0 {
+                writeln!(out)?;
+            }
+            writeln!(out, "== {} (top {top})", v.title())?;
+            if rows == 0 {
+                writeln!(out, "(none)")?;
+            } else {
+                output::write_table_rows(out, &kept)?;
+            }
+        } else {
+            output::write_batches(out, &kept, format)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_command(command: Command, out: &mut dyn Write, flags: Flags) -> Result<ExitCode, UserError> {
+    let mut out = out;
+    match command {
+        Command::Ingest { lake, format, year, tz, verbose, force, progress_json, paths } => {
+            return ingest_command(out, flags, &lake, format, year, tz, verbose, force, progress_json, paths);
+        }
+        Command::Forget { lake, sources, format } => return forget_command(out, &lake, &sources, format),
+        Command::Stats { lake, views, top, format } => return stats_command(out, &lake, &views, top, format),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-forensics", &mut out);
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+        }
+        Command::Detect { lake, since, until, rules, setup, format, fail_on, min_severity, new_only, record, explain, base } => {
             let lake = require_lake(&lake)?;
             let rs = setup.setup()?;
             let opts = DetectOptions {
@@ -324,9 +588,16 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             if new_only || record {
                 eprintln!("recorded {} new or changed finding(s) in _findings ({} known before this run)", outcome.recorded, outcome.known_before);
             }
-            let findings = outcome.findings;
+            let mut findings = outcome.findings;
+            if let Some(min) = min_severity {
+                findings.retain(|f| f.severity >= min);
+            }
             if explain {
                 write!(out, "{}", explain::explain_run(&rs.rules, &opts, &findings, base.as_deref(), 50)?)?;
+            } else if format == OutputFormat::Table {
+                let mut text = Vec::new();
+                output::write_findings(&mut text, &findings, format)?;
+                write!(out, "{}", paint_findings(&String::from_utf8_lossy(&text), flags.color_out))?;
             } else {
                 output::write_findings(&mut out, &findings, format)?;
             }
@@ -395,22 +666,7 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Sql { lake, format, params, lists, query } => {
-            let lists = match &lists {
-                Some(d) => mcpf_detect::Lists::load_dir(d)?,
-                None => mcpf_detect::Lists::default(),
-            };
-            let lake = require_lake(&lake)?;
-            let mut bound = Vec::new();
-            for p in &params {
-                let (k, v) = p.split_once('=').ok_or_else(|| UserError(format!("--param {p:?}: expected NAME=VALUE or NAME:TYPE=VALUE (TYPE int, float, bool, text)")))?;
-                let (name, value) = sql_param(k, v)?;
-                bound.push((name, value));
-            }
-            let setup = RuleSetup { rules: mcpf_detect::embedded_rules(), lists, params: Default::default() };
-            let (_, batches) = ops::sql(&lake, &setup, &query, bound, None)?;
-            output::write_batches(&mut out, &batches, format)?;
-        }
+        Command::Sql { lake, format, params, lists, limit, all, query } => return sql_command(out, &lake, format, &params, lists.as_deref(), limit, all, &query),
         Command::Optimize { lake, sort_by_time, target_mib, format } => {
             let lake = require_lake(&lake)?;
             let opts = mcpf_lake::OptimizeOptions { sort_by_time, target_file_bytes: target_mib.saturating_mul(1024 * 1024) };
@@ -532,10 +788,18 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
             // The wire log records the same traffic as the Desktop log: not ingested twice.
             let inputs: Vec<PathBuf> = ["mcp", "postfix", "postmark"].iter().map(|d| samples.join(d)).filter(|p| p.exists()).collect();
             let s = lake.ingest(&inputs, &IngestOptions { format: None, year, ..Default::default() })?;
-            print_summary(&s, false);
+            if !flags.quiet {
+                print_summary(&s, false, flags.color_err);
+            }
             let rs = SetupArgs::default().setup()?;
             let findings = ops::detect(&lake, &rs, &ops::DetectRequest::default(), None)?.findings;
-            output::write_findings(&mut out, &findings, format)?;
+            if format == OutputFormat::Table {
+                let mut text = Vec::new();
+                output::write_findings(&mut text, &findings, format)?;
+                write!(out, "{}", paint_findings(&String::from_utf8_lossy(&text), flags.color_out))?;
+            } else {
+                output::write_findings(&mut out, &findings, format)?;
+            }
             let story = account::account(&findings);
             if format == OutputFormat::Table {
                 writeln!(out, "{story}")?;
@@ -566,11 +830,12 @@ fn sql_param(key: &str, v: &str) -> Result<(String, datafusion::scalar::ScalarVa
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let color = cli.color.stderr();
     match run(cli) {
         Ok(code) => code,
         Err(UserError(msg)) if msg == BROKEN_PIPE => ExitCode::SUCCESS,
         Err(UserError(msg)) => {
-            eprintln!("error: {}", output::terminal_safe_block(&msg));
+            eprintln!("{} {}", style::paint(color, "1;31", "error:"), output::terminal_safe_block(&msg));
             ExitCode::from(2)
         }
     }

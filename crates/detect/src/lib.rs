@@ -16,6 +16,7 @@ pub mod ocsf_email;
 pub mod ops;
 pub mod output;
 pub mod rule;
+pub mod sql_error;
 pub mod store;
 pub mod timeline;
 

@@ -48,7 +48,7 @@ pub fn read_only() -> SQLOptions {
 
 /// Plan `sql` and refuse anything but a query, before anything executes.
 async fn plan_read_only(ctx: &SessionContext, sql: &str) -> Result<datafusion::logical_expr::LogicalPlan> {
-    let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| err(format!("SQL error: {e}")))?;
+    let plan = ctx.state().create_logical_plan(sql).await.map_err(|e| err(crate::sql_error::describe(&e, sql, &table_names(ctx))))?;
     if read_only().verify_plan(&plan).is_err() {
         return Err(err(format!(
             "refused: {} is not a query. The lake is evidence and rules are data: only SELECT, WITH, VALUES, EXPLAIN, SHOW and DESCRIBE run here (no COPY, INSERT, UPDATE, DELETE, CREATE, DROP or SET); to export results use --format csv|json|jsonl > FILE",
@@ -60,12 +60,44 @@ async fn plan_read_only(ctx: &SessionContext, sql: &str) -> Result<datafusion::l
 
 /// Run SQL as written, with bound parameters (`$name`); queries only.
 async fn run_with_schema(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let plan = plan_read_only(ctx, sql).await?;
-    let df = ctx.execute_logical_plan(plan).await.map_err(|e| err(format!("SQL error: {e}")))?;
-    let df = if params.is_empty() { df } else { df.with_param_values(params.to_vec()).map_err(|e| err(format!("parameter error: {e}")))? };
+    let df = planned(ctx, sql, params).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df.collect().await.map_err(|e| err(format!("query failed: {e}")))?;
     Ok((schema, batches))
+}
+
+/// The query as a DataFrame with its parameters bound, not run yet.
+async fn planned(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<datafusion::dataframe::DataFrame> {
+    let plan = plan_read_only(ctx, sql).await?;
+    let df = ctx.execute_logical_plan(plan).await.map_err(|e| err(crate::sql_error::describe(&e, sql, &table_names(ctx))))?;
+    if params.is_empty() {
+        Ok(df)
+    } else {
+        df.with_param_values(params.to_vec()).map_err(|e| err(format!("parameter error: {e}")))
+    }
+}
+
+/// The tables a query over `ctx` can name (for "no table X; the tables: ...").
+pub fn table_names(ctx: &SessionContext) -> Vec<String> {
+    let mut names: Vec<String> = ctx.catalog("datafusion").and_then(|c| c.schema("public")).map(|s| s.table_names()).unwrap_or_default();
+    names.retain(|n| !n.starts_with("__mcpf"));
+    names.sort();
+    names
+}
+
+/// [`query`] as a stream of batches: a query with nothing to rewrite runs
+/// batch by batch, so a caller that prints the first rows and counts the
+/// rest never holds the whole result (`sql "SELECT * FROM mail_deliveries"`).
+pub async fn stream(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<(SchemaRef, datafusion::execution::SendableRecordBatchStream)> {
+    if parse(sql).is_some() {
+        let (schema, batches) = query(ctx, sql, params).await?;
+        let stream = datafusion::physical_plan::memory::MemoryStream::try_new(batches, schema.clone(), None).map_err(|e| err(format!("query failed: {e}")))?;
+        return Ok((schema, Box::pin(stream)));
+    }
+    let df = planned(ctx, sql, params).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let stream = df.execute_stream().await.map_err(|e| err(format!("query failed: {e}")))?;
+    Ok((schema, stream))
 }
 
 /// The name a relation reference resolves by: unquoted identifiers are

@@ -117,6 +117,29 @@ pub fn sql(lake: &Lake, setup: &RuleSetup, query: &str, params: Vec<(String, Sca
     )
 }
 
+/// [`sql`], handing each result batch to `each` as it is computed (memory
+/// bounded by a batch for queries without shared CTEs); `each` returns
+/// false to stop early. Returns the result's schema.
+pub fn sql_each(lake: &Lake, setup: &RuleSetup, query: &str, params: Vec<(String, ScalarValue)>, stop: Option<&AtomicBool>, each: &mut dyn FnMut(&RecordBatch) -> Result<bool>) -> Result<SchemaRef> {
+    use futures::StreamExt;
+    block_on(
+        lake,
+        async {
+            let engine = Engine::open(lake).await?;
+            engine.register_lists(&setup.rules, &setup.lists)?;
+            let (schema, mut stream) = crate::materialize::stream(engine.context(), query, &params).await?;
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(|e| err(format!("query failed: {e}")))?;
+                if !each(&b)? {
+                    break;
+                }
+            }
+            Ok(schema)
+        },
+        stop,
+    )
+}
+
 /// Row count of every table (0 for tables not created yet).
 pub fn table_counts(lake: &Lake, stop: Option<&AtomicBool>) -> Result<Vec<(Table, i64)>> {
     block_on(

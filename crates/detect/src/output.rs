@@ -204,13 +204,7 @@ pub fn write_batches(w: &mut dyn Write, batches: &[RecordBatch], format: OutputF
             "--format ocsf on query results writes delivery rows as OCSF Email Activity and needs mail_deliveries columns (at least ts and recipient): SELECT * FROM mail_deliveries WHERE …; for other results use table, json, jsonl or csv",
         ));
     }
-    let mut rows: Vec<Vec<Option<String>>> = Vec::new();
-    for b in batches {
-        let fmts: Vec<ArrayFormatter> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts)).collect::<Result<_, _>>().map_err(io::Error::other)?;
-        for i in 0..b.num_rows() {
-            rows.push((0..b.num_columns()).map(|j| if b.column(j).is_null(i) { None } else { Some(fmts[j].value(i).to_string()) }).collect());
-        }
-    }
+    let rows = text_rows(batches, &opts)?;
     match format {
         OutputFormat::Ocsf => {
             for r in &rows {
@@ -275,26 +269,51 @@ pub fn write_batches(w: &mut dyn Write, batches: &[RecordBatch], format: OutputF
             Ok(())
         }
         OutputFormat::Table => {
-            const MAX_CELL: usize = 120;
-            let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| cut(&terminal_safe(c.as_deref().unwrap_or("")), MAX_CELL)).collect()).collect();
-            let mut widths: Vec<usize> = names.iter().map(|n| n.chars().count()).collect();
-            for r in &cells {
-                for (j, c) in r.iter().enumerate() {
-                    widths[j] = widths[j].max(c.chars().count());
-                }
-            }
-            let line = |w: &mut dyn Write, vals: &[String]| -> io::Result<()> {
-                let parts: Vec<String> = vals.iter().enumerate().map(|(j, v)| format!("{:<width$}", v, width = widths[j])).collect();
-                writeln!(w, "{}", parts.join(" | ").trim_end())
-            };
-            line(w, &names.iter().map(|n| terminal_safe(n)).collect::<Vec<_>>())?;
-            writeln!(w, "{}", widths.iter().map(|n| "-".repeat(*n)).collect::<Vec<_>>().join("-+-"))?;
-            for r in &cells {
-                line(w, r)?;
-            }
+            table(w, &names, &rows)?;
             writeln!(w, "({} rows)", rows.len())
         }
     }
+}
+
+/// Every cell of `batches` as text (None for NULL).
+fn text_rows(batches: &[RecordBatch], opts: &FormatOptions) -> io::Result<Vec<Vec<Option<String>>>> {
+    let mut rows: Vec<Vec<Option<String>>> = Vec::new();
+    for b in batches {
+        let fmts: Vec<ArrayFormatter> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), opts)).collect::<Result<_, _>>().map_err(io::Error::other)?;
+        for i in 0..b.num_rows() {
+            rows.push((0..b.num_columns()).map(|j| if b.column(j).is_null(i) { None } else { Some(fmts[j].value(i).to_string()) }).collect());
+        }
+    }
+    Ok(rows)
+}
+
+/// The rows of `batches` as an aligned, terminal-safe table without the
+/// row-count footer (the caller says how many rows there are in all).
+pub fn write_table_rows(w: &mut dyn Write, batches: &[RecordBatch]) -> io::Result<()> {
+    let Some(schema) = batches.first().map(|b| b.schema()) else { return Ok(()) };
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    table(w, &names, &text_rows(batches, &FormatOptions::default().with_null(""))?)
+}
+
+fn table(w: &mut dyn Write, names: &[String], rows: &[Vec<Option<String>>]) -> io::Result<()> {
+    const MAX_CELL: usize = 120;
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| cut(&terminal_safe(c.as_deref().unwrap_or("")), MAX_CELL)).collect()).collect();
+    let mut widths: Vec<usize> = names.iter().map(|n| terminal_safe(n).chars().count()).collect();
+    for r in &cells {
+        for (j, c) in r.iter().enumerate() {
+            widths[j] = widths[j].max(c.chars().count());
+        }
+    }
+    let line = |w: &mut dyn Write, vals: &[String]| -> io::Result<()> {
+        let parts: Vec<String> = vals.iter().enumerate().map(|(j, v)| format!("{:<width$}", v, width = widths[j])).collect();
+        writeln!(w, "{}", parts.join(" | ").trim_end())
+    };
+    line(w, &names.iter().map(|n| terminal_safe(n)).collect::<Vec<_>>())?;
+    writeln!(w, "{}", widths.iter().map(|n| "-".repeat(*n)).collect::<Vec<_>>().join("-+-"))?;
+    for r in &cells {
+        line(w, r)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, lowest first.
+    pub const ALL: [Severity; 5] = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
     pub fn name(self) -> &'static str {
         match self {
             Severity::Info => "info",

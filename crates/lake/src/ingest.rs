@@ -45,6 +45,85 @@ pub struct IngestOptions {
     /// Set from another thread to stop the run before it commits (Ctrl-C in
     /// the Python bindings): nothing of the run becomes visible.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Read the given sources again although they were ingested (after a
+    /// wrong `--year`, `--tz` or `--format`): the rows of their earlier
+    /// ingests are removed in the same run, so the lake ends as if this run
+    /// had been the first.
+    pub force: bool,
+    /// Live counters for a progress display, updated as sources are read.
+    pub progress: Option<Arc<IngestProgress>>,
+}
+
+/// Live counters of a running ingest, read from another thread (the CLI's
+/// progress bar): they never affect what is written.
+#[derive(Debug, Default)]
+pub struct IngestProgress {
+    /// Bytes of all sources on disk (compressed bytes for `.gz`), known once
+    /// the inputs are expanded.
+    pub bytes_total: std::sync::atomic::AtomicU64,
+    /// Bytes of sources finished or read so far, on disk.
+    pub bytes_done: std::sync::atomic::AtomicU64,
+    /// Lines read so far (of the content the parsers see).
+    pub lines: std::sync::atomic::AtomicU64,
+    pub sources_total: std::sync::atomic::AtomicU64,
+    pub sources_done: std::sync::atomic::AtomicU64,
+    /// The source being read.
+    pub current: std::sync::Mutex<String>,
+}
+
+impl IngestProgress {
+    fn start_source(&self, path: &str) {
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = path.to_string();
+    }
+
+    /// The source being read now.
+    pub fn current(&self) -> String {
+        self.current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A reader that adds the bytes read to a progress counter.
+struct CountingRead<'p, R> {
+    inner: R,
+    bytes: &'p std::sync::atomic::AtomicU64,
+}
+
+impl<R: Read> Read for CountingRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A buffered reader that counts the newlines the parser consumes.
+struct LineCounting<'p, R> {
+    inner: R,
+    lines: &'p std::sync::atomic::AtomicU64,
+}
+
+impl<R: std::io::BufRead> Read for LineCounting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.lines.fetch_add(memchr::memchr_iter(b'\n', &buf[..n]).count() as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl<R: std::io::BufRead> std::io::BufRead for LineCounting<'_, R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        // The bytes being consumed are the front of the buffer just filled
+        // (fill_buf on a non-empty buffer reads nothing).
+        if let Ok(buf) = self.inner.fill_buf() {
+            let amt = amt.min(buf.len());
+            self.lines.fetch_add(memchr::memchr_iter(b'\n', &buf[..amt]).count() as u64, Ordering::Relaxed);
+        }
+        self.inner.consume(amt);
+    }
 }
 
 /// One input path after expansion: a file to read, or why it cannot be.
@@ -174,10 +253,26 @@ impl Lake {
     }
 
     fn run_ingest(&self, txn: &mut WriteTxn<'_>, inputs: Vec<Input>, opts: &IngestOptions) -> Result<IngestSummary> {
-        let history = self.history()?;
+        let mut history = self.history(&HashSet::new())?;
+        // --force: the earlier rows of every given source that was ingested
+        // go first, in this run; its history no longer counts.
+        let forced: Vec<String> = if opts.force { forced_paths(&inputs, &history) } else { Vec::new() };
+        let replaced = self.delete_rows_of(txn, &forced)?;
+        let forced: HashSet<String> = forced.into_iter().collect();
+        if !forced.is_empty() {
+            history = self.history(&forced)?;
+        }
+        if let Some(p) = &opts.progress {
+            let on_disk: u64 = inputs.iter().filter_map(|i| fs::metadata(&i.path).ok()).map(|m| m.len()).sum();
+            p.bytes_total.store(on_disk, Ordering::Relaxed);
+            p.sources_total.store(inputs.len() as u64, Ordering::Relaxed);
+        }
         let mut sink = LakeSink::open(self, txn.run_id())?;
-        let mut summary = IngestSummary { ingest_id: txn.run_id().to_string(), ..Default::default() };
-        let mut run = SourceRun { lake: self, opts, history: &history, ingested_now: HashSet::new(), run_id: Arc::from(txn.run_id()), carry: HashMap::new() };
+        for r in &replaced {
+            crate::forget::log_forgotten(self, &mut sink, txn.run_id(), r)?;
+        }
+        let mut summary = IngestSummary { ingest_id: txn.run_id().to_string(), replaced, ..Default::default() };
+        let mut run = SourceRun { lake: self, opts, history: &history, forced: &forced, ingested_now: HashSet::new(), run_id: Arc::from(txn.run_id()), carry: HashMap::new() };
         // Each rotated set oldest first, so one correlation state runs
         // through it (a message that straddles a rotation stays whole).
         let inputs = crate::rotation::oldest_first_inputs(inputs);
@@ -187,7 +282,14 @@ impl Lake {
                 return Err(LakeError::Stopped);
             }
             let continues = groups.get(i + 1) == Some(&groups[i]);
+            let on_disk = fs::metadata(&input.path).map(|m| m.len()).unwrap_or(0);
+            let done_before = opts.progress.as_ref().map(|p| p.bytes_done.load(Ordering::Relaxed));
             let report = run.source(input, &groups[i], continues, &mut sink)?;
+            if let (Some(p), Some(before)) = (&opts.progress, done_before) {
+                // Whatever part of the source was read (or skipped), it is done.
+                p.bytes_done.store(before + on_disk, Ordering::Relaxed);
+                p.sources_done.fetch_add(1, Ordering::Relaxed);
+            }
             for (t, n) in &report.stats.rows {
                 *summary.rows.entry(t).or_insert(0) += n;
             }
@@ -207,8 +309,9 @@ impl Lake {
         Ok(summary)
     }
 
-    /// What `_ingest_log` recorded so far (failed sources are not "seen").
-    fn history(&self) -> Result<History> {
+    /// What `_ingest_log` recorded so far (failed sources are not "seen"),
+    /// leaving out the paths of `exclude` (sources this run forgets).
+    fn history(&self, exclude: &HashSet<String>) -> Result<History> {
         let mut h = History::default();
         let batches = self.block_on(self.query_ingest_log("SELECT source_file, coalesce(content_sha256, source_sha256), coalesce(content_size, source_size), rotation_group, source_sha256 FROM l WHERE status <> 'failed' ORDER BY ts"))?;
         let mut path_group: HashMap<String, String> = HashMap::new();
@@ -219,6 +322,9 @@ impl Lake {
             let group = crate::utf8_column(b, 3).map_err(|e| self.lake_err(e))?;
             let raw_sha = crate::utf8_column(b, 4).map_err(|e| self.lake_err(e))?;
             for i in 0..b.num_rows() {
+                if exclude.contains(file.value(i)) {
+                    continue;
+                }
                 let s = Seen { sha: sha.value(i).to_string(), size: size.value(i).max(0) as u64 };
                 h.shas.insert(s.sha.clone());
                 h.shas.insert(raw_sha.value(i).to_string());
@@ -243,6 +349,8 @@ struct SourceRun<'a> {
     lake: &'a Lake,
     opts: &'a IngestOptions,
     history: &'a History,
+    /// Paths whose earlier ingests this run replaces (`--force`).
+    forced: &'a HashSet<String>,
     /// Contents ingested earlier in this run (two copies of one log).
     ingested_now: HashSet<String>,
     run_id: Arc<str>,
@@ -270,6 +378,9 @@ impl SourceRun<'_> {
         let path = input.path;
         // Exact for UTF-8 names; other bytes as \xNN (text::path_from_text reverses it).
         let path_str = mcpf_formats::text::path_text(&path);
+        if let Some(p) = &self.opts.progress {
+            p.start_source(&path_str);
+        }
         let failed = |this: &Self, sink: &mut LakeSink<'_>, error: String| -> Result<SourceReport> {
             let report = SourceReport { path: path.clone(), format: None, action: SourceAction::Failed, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: Some(error), note: None, held_back: 0 };
             this.log_source(sink, &path_str, group, &report, None, 0, (None, None))?;
@@ -326,7 +437,7 @@ impl SourceRun<'_> {
         } else if let Some(c) = self.carry.get(group) {
             Some(c.clone())
         } else {
-            self.lake.carry_of_group(group)?
+            self.lake.carry_of_group(group, self.forced)?
         };
         let info = SourceInfo { year_hint: self.opts.year, zone: self.opts.zone, continues, carry_in: carry_in.clone(), ..SourceInfo::new(&path_str, opened.mtime_unix) };
         let (stats, error, carry_out) = self.parse(&opened, format, &info, resume_from, sink);
@@ -359,9 +470,10 @@ impl SourceRun<'_> {
     /// Parse exactly the fingerprinted bytes; a read error ends the source
     /// with what was read before it.
     fn parse(&self, opened: &Opened, format: Option<Format>, info: &SourceInfo, resume_from: u64, sink: &mut LakeSink<'_>) -> (SourceStats, Option<String>, Option<serde_json::Value>) {
-        let raw = match exact_bytes(&opened.file, opened.size) {
-            Ok(r) => r,
-            Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}")), None),
+        let raw: Box<dyn Read + Send + '_> = match (exact_bytes(&opened.file, opened.size), &self.opts.progress) {
+            (Ok(r), Some(p)) => Box::new(CountingRead { inner: r, bytes: &p.bytes_done }),
+            (Ok(r), None) => Box::new(r),
+            (Err(e), _) => return (SourceStats::default(), Some(format!("cannot read: {e}")), None),
         };
         let (reader, _) = match decompressed(raw) {
             Ok(r) => r,
@@ -370,6 +482,10 @@ impl SourceRun<'_> {
         match format {
             Some(f) => {
                 let prov = Provenance { format: f, file: info.path.clone(), ingest_id: self.run_id.clone() };
+                let reader: Box<dyn std::io::BufRead + '_> = match &self.opts.progress {
+                    Some(p) => Box::new(LineCounting { inner: reader, lines: &p.lines }),
+                    None => reader,
+                };
                 let out = mcpf_formats::parse_reader(reader, f, info, prov, resume_from, sink, self.opts.stop.as_deref());
                 (out.stats, out.error.map(|e| e.to_string()), out.carry)
             }
@@ -582,4 +698,16 @@ fn count_unrecognized(reader: Box<dyn std::io::BufRead + '_>, from: u64, stop: O
         stats.skipped_reasons.insert("unrecognized file format (use --format to force a parser)".into(), stats.skipped);
     }
     (stats, result.err().map(|e| e.to_string()))
+}
+
+/// The given sources that were ingested before: `--force` replaces them.
+fn forced_paths(inputs: &[Input], history: &History) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for i in inputs.iter().filter(|i| i.problem.is_none()) {
+        let p = mcpf_formats::text::path_text(&i.path);
+        if history.by_path.contains_key(&p) && !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -39,7 +39,7 @@ pub async fn runs_after(lake: &Lake, t: Table, after: u64) -> Result<Vec<String>
 /// writers' lock held, before the lake's first snapshot is published.
 pub async fn recover(lake: &Lake) -> Result<Vec<String>> {
     let mut committed = HashSet::new();
-    for b in lake.query_ingest_log("SELECT DISTINCT ingest_id FROM l").await? {
+    for b in lake.query_ingest_records("SELECT DISTINCT ingest_id FROM l").await? {
         let a = crate::utf8_column(&b, 0).map_err(|e| lake.lake_err(e))?;
         committed.extend(a.iter().flatten().map(str::to_string));
     }

@@ -22,6 +22,7 @@
 
 mod batch;
 pub mod fingerprint;
+pub mod forget;
 pub mod ingest;
 pub mod layout;
 mod legacy;
@@ -42,7 +43,8 @@ use deltalake::datafusion::prelude::SessionContext;
 use mcpf_schema::Table;
 
 pub use batch::TableBuilder;
-pub use ingest::{expand_inputs, IngestOptions, Input};
+pub use forget::{ForgetReport, ForgottenSource};
+pub use ingest::{expand_inputs, IngestOptions, IngestProgress, Input};
 pub use layout::Snapshot;
 pub use maintenance::{MaintenanceReport, OptimizeOptions, TableMaintenance, VacuumOptions};
 pub use store::RUN_ID_KEY as INGEST_ID_KEY;
@@ -119,6 +121,22 @@ pub(crate) fn i64_column(b: &RecordBatch, i: usize) -> std::result::Result<Int64
     Ok(a.as_any().downcast_ref::<Int64Array>().expect("cast to i64").clone())
 }
 
+/// Threads for lakes opened from now on (`--threads`); 0 = the defaults.
+static THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Use `n` threads (at least 1) for the async runtime of every lake opened
+/// after this call and for the query engine's partitions (DataFusion
+/// `target_partitions`), instead of 2 runtime threads and one partition per
+/// core.
+pub fn set_threads(n: usize) {
+    THREADS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The thread count set by [`set_threads`], if any.
+pub fn threads() -> Option<usize> {
+    Some(THREADS.load(std::sync::atomic::Ordering::Relaxed)).filter(|n| *n > 0)
+}
+
 impl Lake {
     /// Open (or prepare to create) a lake at `root`. Nothing is checked or
     /// created yet: readers fail on a path that is not a lake, the first
@@ -126,7 +144,7 @@ impl Lake {
     pub fn open(root: impl AsRef<Path>) -> Result<Lake> {
         let root = root.as_ref().to_path_buf();
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(threads().unwrap_or(2))
             .enable_all()
             .build()
             .map_err(|e| LakeError::Lake { path: root.clone(), message: format!("cannot start runtime: {e}") })?;
@@ -273,7 +291,10 @@ impl Lake {
     pub async fn session(&self) -> Result<SessionContext> {
         // Rules scan whole tables; reading each file's page index only adds
         // I/O (measured: 3.5 s -> 2.8 s on the 20k-message benchmark rule).
-        let config = deltalake::datafusion::prelude::SessionConfig::new().set_bool("datafusion.execution.parquet.enable_page_index", false);
+        let mut config = deltalake::datafusion::prelude::SessionConfig::new().set_bool("datafusion.execution.parquet.enable_page_index", false);
+        if let Some(n) = threads() {
+            config = config.with_target_partitions(n);
+        }
         let ctx = SessionContext::new_with_config(config);
         for (t, table) in self.published_tables().await? {
             let provider = table.table_provider().await.map_err(|e| self.lake_err(e))?;
@@ -290,8 +311,17 @@ impl Lake {
 
     /// [`Lake::query_ingest_log`] with bound parameters (`$name`). Loads
     /// only `_ingest_log`, at its published version.
+    /// Table `l` holds the records of sources still in the lake (see
+    /// [`forget::LIVE_INGEST_LOG`]).
     async fn query_ingest_log_with(&self, sql: &str, params: Vec<(String, deltalake::datafusion::scalar::ScalarValue)>) -> Result<Vec<RecordBatch>> {
-        self.query_published_table(Table::IngestLog, "l", sql, params).await
+        let sql = format!("{}{sql}", forget::LIVE_INGEST_LOG);
+        self.query_published_table(Table::IngestLog, "ingest_log_records", &sql, params).await
+    }
+
+    /// Every `_ingest_log` record as written (table `l`), forgotten sources'
+    /// included: which runs completed.
+    pub(crate) async fn query_ingest_records(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        self.query_published_table(Table::IngestLog, "l", sql, vec![]).await
     }
 
     /// Run SQL over one published table, registered as `alias`, loading
@@ -348,14 +378,22 @@ impl Lake {
         Ok(self.json_value(t))
     }
 
-    /// The state the latest ingested file of a rotated set ended with.
-    pub(crate) fn carry_of_group(&self, group: &str) -> Result<Option<serde_json::Value>> {
+    /// The state the latest ingested file of a rotated set ended with,
+    /// leaving out the paths of `exclude` (sources the run reads again).
+    pub(crate) fn carry_of_group(&self, group: &str, exclude: &std::collections::HashSet<String>) -> Result<Option<serde_json::Value>> {
         use deltalake::datafusion::scalar::ScalarValue;
-        let t = self.ingest_log_value(
-            "SELECT carry_out_json FROM l WHERE rotation_group = $g AND status <> 'failed' AND carry_out_json IS NOT NULL ORDER BY ts DESC LIMIT 1",
+        let batches = self.block_on(self.query_ingest_log_with(
+            "SELECT source_file, carry_out_json FROM l WHERE rotation_group = $g AND status <> 'failed' AND carry_out_json IS NOT NULL ORDER BY ts DESC",
             vec![("g".into(), ScalarValue::Utf8(Some(group.into())))],
-        )?;
-        Ok(self.json_value(t))
+        ))?;
+        for b in &batches {
+            let file = utf8_column(b, 0).map_err(|e| self.lake_err(e))?;
+            let carry = utf8_column(b, 1).map_err(|e| self.lake_err(e))?;
+            if let Some(i) = (0..b.num_rows()).find(|i| !exclude.contains(file.value(*i))) {
+                return Ok(self.json_value(Some(carry.value(i).to_string())));
+            }
+        }
+        Ok(None)
     }
 
     /// A writer run outside ingest (the `_findings` record of scheduled

@@ -171,6 +171,21 @@ impl Store {
         Ok(done.version())
     }
 
+    /// Delete the rows matching `predicate` (a DataFusion expression, never
+    /// SQL text) in one DELETE commit tagged with the run; returns the new
+    /// version (the old one when nothing matched: no commit is made).
+    pub async fn delete_where(&self, t: Table, predicate: deltalake::datafusion::prelude::Expr, run_id: &str) -> StoreResult<u64> {
+        let table = self.load(t, None).await?.ok_or_else(|| format!("table {} vanished", t.name()))?;
+        let before = table.version().unwrap_or(0);
+        let (table, _) = table
+            .delete()
+            .with_predicate(predicate)
+            .with_commit_properties(run_properties(run_id))
+            .await
+            .map_err(|e| format!("deleting from {}: {e}", t.name()))?;
+        Ok(table.version().unwrap_or(before))
+    }
+
     /// Latest version of every existing table.
     pub async fn latest_versions(&self) -> StoreResult<BTreeMap<Table, u64>> {
         let mut out = BTreeMap::new();

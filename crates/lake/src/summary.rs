@@ -68,6 +68,9 @@ pub struct IngestSummary {
     pub duration_ms: f64,
     /// Interrupted earlier runs whose rows were removed first.
     pub recovered: Vec<String>,
+    /// Sources read again with `--force`: the rows of their earlier ingests
+    /// that this run removed.
+    pub replaced: Vec<crate::ForgottenSource>,
 }
 
 impl IngestSummary {
@@ -83,6 +86,9 @@ impl IngestSummary {
         let new = s.sources.len() - already - failed;
         for r in &s.recovered {
             let _ = writeln!(out, "recovered: {r}");
+        }
+        for r in &s.replaced {
+            let _ = writeln!(out, "--force: removed the {} row(s) of the earlier ingest of {}; read again", r.total(), r.source_file);
         }
         if verbose {
             for src in &s.sources {
@@ -179,16 +185,7 @@ impl IngestSummary {
         let cols: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(src.iter().map(|s| s.path.display().to_string()).collect::<Vec<_>>())),
             Arc::new(StringArray::from(src.iter().map(|s| s.format.map(|f| f.name()).unwrap_or("unrecognized")).collect::<Vec<_>>())),
-            Arc::new(StringArray::from(
-                src.iter()
-                    .map(|s| match s.action {
-                        SourceAction::Full => "ingested",
-                        SourceAction::Resumed(_) => "grown",
-                        SourceAction::AlreadyIngested => "already ingested",
-                        SourceAction::Failed => "failed",
-                    })
-                    .collect::<Vec<_>>(),
-            )),
+            Arc::new(StringArray::from(src.iter().map(|s| action_name(&s.action)).collect::<Vec<_>>())),
             int(&|s| if let SourceAction::Resumed(o) = s.action { o } else { 0 }),
             int(&|s| s.bytes),
             int(&|s| s.stats.lines),
@@ -200,6 +197,44 @@ impl IngestSummary {
             Arc::new(StringArray::from(src.iter().map(|s| s.error.clone()).collect::<Vec<_>>())),
         ];
         arrow::record_batch::RecordBatch::try_new(schema, cols).expect("columns match the schema")
+    }
+
+    /// The summary as one JSON object (`ingest --progress-json`): the same
+    /// figures as [`IngestSummary::report`], for scheduled jobs.
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = self.totals();
+        let count = |a: &dyn Fn(&SourceReport) -> bool| self.sources.iter().filter(|s| a(s)).count();
+        let sources: Vec<serde_json::Value> = self
+            .sources
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "path": mcpf_formats::text::path_text(&s.path),
+                    "format": s.format.map(|f| f.name()).unwrap_or("unrecognized"),
+                    "action": action_name(&s.action),
+                    "resumed_from": if let SourceAction::Resumed(o) = s.action { o } else { 0 },
+                    "bytes": s.bytes, "lines": s.stats.lines, "parsed": s.stats.parsed, "rejected": s.stats.rejected, "skipped": s.stats.skipped,
+                    "rows": s.stats.rows, "duration_ms": s.duration_ms, "status": s.status(), "error": s.error, "note": s.note, "held_back_bytes": s.held_back,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "event": "summary",
+            "ingest_id": self.ingest_id,
+            "duration_ms": self.duration_ms,
+            "bytes": self.bytes,
+            "files": {
+                "total": self.sources.len(),
+                "new": count(&|s| matches!(s.action, SourceAction::Full | SourceAction::Resumed(_))),
+                "already_ingested": count(&|s| s.action == SourceAction::AlreadyIngested),
+                "failed": count(&|s| s.action == SourceAction::Failed),
+            },
+            "lines": {"total": t.lines, "parsed": t.parsed, "rejected": t.rejected, "skipped": t.skipped, "skipped_reasons": t.skipped_reasons},
+            "rows": self.rows,
+            "replaced": self.replaced,
+            "recovered": self.recovered,
+            "sources": sources,
+        })
     }
 
     /// Sources that could not be read to their end.
@@ -223,3 +258,12 @@ impl IngestSummary {
     }
 }
 
+/// `ingested`, `grown`, `already ingested` or `failed`.
+fn action_name(a: &SourceAction) -> &'static str {
+    match a {
+        SourceAction::Full => "ingested",
+        SourceAction::Resumed(_) => "grown",
+        SourceAction::AlreadyIngested => "already ingested",
+        SourceAction::Failed => "failed",
+    }
+}
