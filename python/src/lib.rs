@@ -546,6 +546,7 @@ impl Lake {
             params: setup.params.clone(),
             since_us: time_bound("since", since)?,
             until_us: time_bound("until", until)?,
+            progress: None,
         };
         let req = ops::DetectRequest { options: options.clone(), record, new_only };
         let outcome = run_stoppable(py, |stop| ops::detect(&self.inner, &setup, &req, Some(stop)))?.map_err(query_err)?;

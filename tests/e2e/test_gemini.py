@@ -29,6 +29,15 @@ from agent_runs import ATTACKER, BIN, SENDS, ingest_and_detect, rows  # noqa: E4
 TOOL = "mcp_postmark_sendEmail"
 
 
+def _ms(text: str):
+    """A timestamp to the millisecond, however it is written (a whole second
+    prints as 11:57:35Z in SQL, as 11:57:35.000Z in Gemini CLI's records)."""
+    from datetime import datetime, timezone
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    t = t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     for why in (postfix_lab.available(), gemini_agent.available()):
@@ -108,7 +117,7 @@ def test_chat_recordings_and_mail_log_name_the_backdoor(run):
             rec = json.loads(line)
             for call in rec.get("toolCalls") or []:
                 got = rows(lake, f"SELECT CAST(ts AS VARCHAR) AS ts, CAST(ts_end AS VARCHAR) AS ts_end FROM tool_calls WHERE rpc_id = '{call['id']}'")
-                assert got and got[0]["ts"][:23] == rec["timestamp"][:23] and got[0]["ts_end"][:23] == call["timestamp"][:23], (got, rec["timestamp"], call["timestamp"])
+                assert got and _ms(got[0]["ts"]) == _ms(rec["timestamp"]) and _ms(got[0]["ts_end"]) == _ms(call["timestamp"]), (got, rec["timestamp"], call["timestamp"])
     by_rule: dict[str, list] = {}
     for f in findings:
         by_rule.setdefault(f["rule_id"], []).append(f)

@@ -582,9 +582,14 @@ fn run_command(command: Command, out: &mut dyn Write, flags: Flags) -> Result<Ex
                 params: rs.params.clone(),
                 since_us: since.as_deref().map(|s| parse_time(s, "--since")).transpose()?,
                 until_us: until.as_deref().map(|s| parse_time(s, "--until")).transpose()?,
+                progress: None,
             };
-            let req = ops::DetectRequest { options: opts.clone(), record, new_only };
-            let outcome = ops::detect(&lake, &rs, &req, None)?;
+            let counters = std::sync::Arc::new(mcpf_detect::DetectProgress::default());
+            let req = ops::DetectRequest { options: DetectOptions { progress: Some(counters.clone()), ..opts.clone() }, record, new_only };
+            let display = progress::Display::start_detect(progress::Mode::choose(flags.quiet, false), counters);
+            let outcome = ops::detect(&lake, &rs, &req, None);
+            display.finish();
+            let outcome = outcome?;
             if new_only || record {
                 eprintln!("recorded {} new or changed finding(s) in _findings ({} known before this run)", outcome.recorded, outcome.known_before);
             }

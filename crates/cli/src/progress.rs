@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mcpf_detect::output::terminal_safe;
+use mcpf_detect::DetectProgress;
 use mcpf_lake::IngestProgress;
 
 /// How progress is shown.
@@ -59,6 +60,17 @@ impl Display {
         Display { done, thread }
     }
 
+    /// Show a detection run's rules as they run (a spinner; detections have
+    /// no JSON progress).
+    pub fn start_detect(mode: Mode, p: Arc<DetectProgress>) -> Display {
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = (mode == Mode::Bar).then(|| {
+            let d = done.clone();
+            std::thread::Builder::new().name("mcpf-progress".into()).spawn(move || draw_rules(&p, &d)).ok()
+        });
+        Display { done, thread: thread.flatten() }
+    }
+
     /// Stop and clear the display before the summary is printed.
     pub fn finish(mut self) {
         self.stop();
@@ -103,6 +115,18 @@ fn draw_bar(p: &IngestProgress, done: &AtomicBool, color: bool) {
             (p.sources_done.load(Ordering::Relaxed) + 1).min(total.max(1)),
             short(&terminal_safe(&name), 40)
         ));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bar.finish_and_clear();
+}
+
+fn draw_rules(p: &DetectProgress, done: &AtomicBool) {
+    let style = ProgressStyle::with_template("{spinner} {elapsed_precise} rule {pos}/{len} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10)).with_style(style);
+    while !done.load(Ordering::Relaxed) {
+        bar.set_length(p.rules_total.load(Ordering::Relaxed) as u64);
+        bar.set_position(p.rules_done.load(Ordering::Relaxed) as u64);
+        bar.set_message(terminal_safe(&p.current.lock().unwrap_or_else(|e| e.into_inner())));
         std::thread::sleep(Duration::from_millis(100));
     }
     bar.finish_and_clear();

@@ -204,6 +204,10 @@ fn no_progress_in_a_pipe_and_json_progress_for_scheduled_jobs() {
     assert_eq!(l["total"].as_u64().unwrap(), l["parsed"].as_u64().unwrap() + l["rejected"].as_u64().unwrap() + l["skipped"].as_u64().unwrap());
     assert_eq!(last["lines"], l["total"], "the progress line count is the summary's");
 
+    // A detection run in a pipe shows no spinner either.
+    let d = run(&["detect", "--lake", lake.to_str().unwrap()]);
+    assert!(d.status.success() && d.stderr.is_empty(), "{}", stderr(&d));
+
     let quiet = run(&["ingest", "--lake", dir.path().join("q").to_str().unwrap(), "--quiet", "--year", "2026", &samples()[0]]);
     assert!(quiet.status.success() && quiet.stderr.is_empty(), "{}", stderr(&quiet));
 }

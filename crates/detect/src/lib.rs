@@ -119,6 +119,17 @@ pub struct DetectOptions {
     pub since_us: Option<i64>,
     /// Only evidence before this time (UTC micros).
     pub until_us: Option<i64>,
+    /// Live counters for a progress display (the CLI's spinner).
+    pub progress: Option<std::sync::Arc<DetectProgress>>,
+}
+
+/// Rules run so far, read from another thread; never affects findings.
+#[derive(Debug, Default)]
+pub struct DetectProgress {
+    pub rules_total: std::sync::atomic::AtomicUsize,
+    pub rules_done: std::sync::atomic::AtomicUsize,
+    /// The rule running now.
+    pub current: std::sync::Mutex<String>,
 }
 
 /// A DataFusion session over one lake.
@@ -258,9 +269,17 @@ impl Engine {
             }
         }
         let mut all = Vec::new();
-        for r in rules {
-            if opts.rules.is_empty() || opts.rules.contains(&r.id) {
-                all.extend(self.run_rule(r, opts).await?);
+        let chosen: Vec<&Rule> = rules.iter().filter(|r| opts.rules.is_empty() || opts.rules.contains(&r.id)).collect();
+        if let Some(p) = &opts.progress {
+            p.rules_total.store(chosen.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        for r in chosen {
+            if let Some(p) = &opts.progress {
+                *p.current.lock().unwrap_or_else(|e| e.into_inner()) = r.id.clone();
+            }
+            all.extend(self.run_rule(r, opts).await?);
+            if let Some(p) = &opts.progress {
+                p.rules_done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
         all.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.first_seen_us.cmp(&b.first_seen_us)).then(a.rule_id.cmp(&b.rule_id)).then(a.key.cmp(&b.key)));
