@@ -454,8 +454,9 @@ impl Lake {
     }
 
     /// Ingest log files and folders (recursively; .gz and .zst too). The
-    /// format is detected per file unless ``format`` names one
-    /// (claude_desktop, jsonrpc_jsonl, postfix, postmark, mcp_config).
+    /// format is detected per file unless ``format`` names a parser of the
+    /// registry (``postfix``, ``exim``, ``sendmail``, ``claude_code``, ...; a
+    /// wrong name raises ``ValueError`` listing every one).
     /// ``year`` is the year of the first line of year-less syslog stamps;
     /// ``tz`` the zone of stamps written without offset (``"Europe/Berlin"``,
     /// ``"UTC"``, ``"+02:00"``; default: read as UTC). Re-ingesting the same content adds nothing; a grown log adds its new

@@ -437,8 +437,11 @@ fn ingest_command(out: &mut dyn Write, flags: Flags, lake: &Path, format: Option
         paths.insert(i.min(paths.len()), spooled);
     }
     let counters = std::sync::Arc::new(mcpf_lake::IngestProgress::default());
-    let display = progress::Display::start(progress::Mode::choose(flags.quiet, progress_json), counters.clone(), flags.color_err);
-    let opts = IngestOptions { format, year, zone: tz, force, progress: Some(counters), ..Default::default() };
+    let mode = progress::Mode::choose(flags.quiet, progress_json);
+    let display = progress::Display::start(mode, counters.clone(), flags.color_err);
+    // Nothing shown, nothing counted: a pipe or cron job pays no counting.
+    let progress = (mode != progress::Mode::Off).then_some(counters);
+    let opts = IngestOptions { format, year, zone: tz, force, progress, ..Default::default() };
     let result = lake.ingest_with(&paths, &opts, &mut on_wait);
     display.finish();
     let s = result?;
