@@ -258,3 +258,19 @@ fn completions_man_page_and_stats() {
     let top1 = ok(&["stats", "--lake", l, "--by", "sender", "--format", "jsonl", "--top", "1"]);
     assert_eq!(top1.lines().count(), 1);
 }
+
+#[test]
+fn force_never_replaces_rows_with_nothing_when_the_source_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let log = dir.path().join("mail.log");
+    std::fs::copy(repo().join("sample-logs/postfix/mail.log"), &log).unwrap();
+    let l = lake.to_str().unwrap();
+    assert!(run(&["ingest", "--lake", l, "--year", "2026", log.to_str().unwrap()]).status.success());
+    let before = contents(&lake);
+    std::fs::remove_file(&log).unwrap();
+    let o = run(&["ingest", "--lake", l, "--year", "2026", "--force", log.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("--force: removed"), "{}", stderr(&o));
+    assert_eq!(contents(&lake), before, "a missing source's rows were dropped by --force");
+}

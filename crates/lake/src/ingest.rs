@@ -701,9 +701,12 @@ fn count_unrecognized(reader: Box<dyn std::io::BufRead + '_>, from: u64, stop: O
 }
 
 /// The given sources that were ingested before: `--force` replaces them.
+/// A source that cannot be opened now keeps its rows: replacing them with
+/// nothing would lose evidence the user asked to re-read, not to drop
+/// (`forget` drops).
 fn forced_paths(inputs: &[Input], history: &History) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for i in inputs.iter().filter(|i| i.problem.is_none()) {
+    for i in inputs.iter().filter(|i| i.problem.is_none() && File::open(&i.path).is_ok()) {
         let p = mcpf_formats::text::path_text(&i.path);
         if history.by_path.contains_key(&p) && !out.contains(&p) {
             out.push(p);
