@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import _thread
+import signal
 import sys
 import threading
 import time
@@ -28,6 +29,16 @@ def test_a_long_query_lets_other_python_threads_run(incident):
     assert result["rows"].num_rows == 1
     # With the GIL held for the whole query this thread could not have run.
     assert ticks > 20, f"the main thread ran only {ticks} times during the query"
+
+
+@pytest.fixture(autouse=True)
+def sigint_raises_keyboard_interrupt():
+    """A shell starts background jobs with SIGINT ignored, and then Python
+    installs no handler and interrupt_main() does nothing: the Ctrl-C tests
+    would hang instead of testing anything. Install Python's own handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def interrupt_after(seconds: float) -> threading.Timer:

@@ -129,6 +129,12 @@ enum Command {
         /// Leave findings out (no detection run).
         #[arg(long)]
         no_findings: bool,
+        /// Show at most N events (default for --format table: 40, the earliest; other formats print every event unless given).
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Show every event in --format table too.
+        #[arg(long, conflicts_with = "limit")]
+        all: bool,
     },
     /// Re-fingerprint every ingested raw log: report files rewritten, truncated or missing since ingest.
     Verify {
@@ -393,16 +399,19 @@ fn require_lake(path: &Path) -> Result<Lake, UserError> {
     Ok(lake)
 }
 
-/// Where results go: standard output, or `--output FILE` (created; written
-/// through a buffer and flushed at the end).
-fn open_output(path: Option<&Path>) -> Result<(Box<dyn Write>, bool), UserError> {
+/// Where results go: standard output, or `--output FILE`, written to a
+/// temporary file beside it that replaces FILE only when the command
+/// succeeds (a failed run never empties an earlier report).
+fn open_output(path: Option<&Path>) -> Result<(Box<dyn Write>, bool, Option<tempfile::NamedTempFile>), UserError> {
     use std::io::IsTerminal;
     match path {
         Some(p) => {
-            let f = std::fs::File::create(p).map_err(|e| UserError(format!("--output {}: cannot create it: {e}", p.display())))?;
-            Ok((Box::new(io::BufWriter::new(f)), false))
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| UserError(format!("--output {}: cannot write in {}: {e}", p.display(), dir.display())))?;
+            let f = tmp.reopen().map_err(|e| UserError(format!("--output {}: {e}", p.display())))?;
+            Ok((Box::new(io::BufWriter::new(f)), false, Some(tmp)))
         }
-        None => Ok((Box::new(io::BufWriter::new(io::stdout().lock())), io::stdout().is_terminal())),
+        None => Ok((Box::new(io::BufWriter::new(io::stdout().lock())), io::stdout().is_terminal(), None)),
     }
 }
 
@@ -410,11 +419,15 @@ fn run(cli: Cli) -> Result<ExitCode, UserError> {
     if let Some(n) = cli.threads {
         mcpf_lake::set_threads(usize::from(n));
     }
-    let (mut out, out_is_terminal) = open_output(cli.output.as_deref())?;
+    let (mut out, out_is_terminal, pending) = open_output(cli.output.as_deref())?;
     let color_out = cli.color.enabled(out_is_terminal);
     let color_err = cli.color.stderr();
     let code = run_command(cli.command, &mut out, Flags { quiet: cli.quiet, color_out, color_err })?;
     out.flush()?;
+    drop(out);
+    if let (Some(tmp), Some(path)) = (pending, cli.output.as_deref()) {
+        tmp.persist(path).map_err(|e| UserError(format!("--output {}: cannot replace it: {}", path.display(), e.error)))?;
+    }
     Ok(code)
 }
 
@@ -532,6 +545,9 @@ fn stats_command(out: &mut dyn Write, lake: &Path, views: &[stats::View], top: u
     let lake = require_lake(lake)?;
     let setup = RuleSetup { rules: vec![], lists: Default::default(), params: Default::default() };
     let views: Vec<stats::View> = if views.is_empty() { stats::View::ALL.to_vec() } else { views.to_vec() };
+    if format != OutputFormat::Table && views.len() > 1 {
+        return Err(UserError(format!("stats --format {format:?} prints one view at a time (their columns differ): add --by day, host, server or sender").to_lowercase()));
+    }
     for (i, v) in views.iter().enumerate() {
         let mut kept = Vec::new();
         let mut rows = 0u64;
@@ -615,7 +631,7 @@ fn run_command(command: Command, out: &mut dyn Write, flags: Flags) -> Result<Ex
                 }
             }
         }
-        Command::Timeline { lake, entity, setup, format, no_findings } => {
+        Command::Timeline { lake, entity, setup, format, no_findings, limit, all } => {
             let lake = require_lake(&lake)?;
             let rs = setup.setup()?;
             if format == OutputFormat::Ocsf {
@@ -630,7 +646,23 @@ fn run_command(command: Command, out: &mut dyn Write, flags: Flags) -> Result<Ex
             if batch.num_rows() == 0 {
                 eprintln!("nothing in the lake mentions {:?} (addresses, server names, session, call and message ids are matched exactly, ignoring case)", output::terminal_safe(&entity));
             }
-            output::write_batches(&mut out, &[batch], format)?;
+            let total = batch.num_rows() as u64;
+            let shown = match (limit, all, format) {
+                (Some(n), _, _) => n.min(total),
+                (None, false, OutputFormat::Table) => SQL_TABLE_ROWS.min(total),
+                _ => total,
+            };
+            let batch = batch.slice(0, shown as usize);
+            if format == OutputFormat::Table && total > 0 {
+                output::write_table_rows(&mut out, &[batch])?;
+                if shown < total {
+                    writeln!(out, "({total} events, the first {shown} shown; --limit N or --all for more, --format csv|jsonl for every event)")?;
+                } else {
+                    writeln!(out, "({total} events)")?;
+                }
+            } else {
+                output::write_batches(&mut out, &[batch], format)?;
+            }
         }
         Command::Verify { lake, base, format } => {
             let lake = require_lake(&lake)?;

@@ -100,7 +100,13 @@ fn draw_bar(p: &IngestProgress, done: &AtomicBool, color: bool) {
     let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10)).with_style(style);
     let start = Instant::now();
     while !done.load(Ordering::Relaxed) {
-        bar.set_length(p.bytes_total.load(Ordering::Relaxed));
+        let total_bytes = p.bytes_total.load(Ordering::Relaxed);
+        if total_bytes == 0 {
+            // Inputs not expanded yet: nothing to draw a bar of.
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        bar.set_length(total_bytes);
         bar.set_position(p.bytes_done.load(Ordering::Relaxed));
         let lines = p.lines.load(Ordering::Relaxed);
         let rate = lines as f64 / start.elapsed().as_secs_f64().max(1e-3);

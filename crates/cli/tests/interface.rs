@@ -274,3 +274,45 @@ fn force_never_replaces_rows_with_nothing_when_the_source_is_gone() {
     assert!(!stderr(&o).contains("--force: removed"), "{}", stderr(&o));
     assert_eq!(contents(&lake), before, "a missing source's rows were dropped by --force");
 }
+
+#[test]
+fn a_failed_command_never_empties_an_earlier_output_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.txt");
+    std::fs::write(&report, "yesterday's findings\n").unwrap();
+    let o = run(&["detect", "--lake", dir.path().join("no-lake").to_str().unwrap(), "-o", report.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&report).unwrap(), "yesterday's findings\n");
+    // Success replaces it whole; no temporary file stays behind.
+    let lake = sample_lake(dir.path());
+    assert!(run(&["stats", "--lake", lake.to_str().unwrap(), "--by", "day", "--format", "csv", "-o", report.to_str().unwrap()]).status.success());
+    assert!(std::fs::read_to_string(&report).unwrap().starts_with("date,mail_deliveries"));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    // A machine format of stats is one view at a time.
+    let o = run(&["stats", "--lake", lake.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("add --by"), "{}", stderr(&o));
+}
+
+#[test]
+fn timeline_shows_a_bounded_table_and_forget_knows_a_file_by_any_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = sample_lake(dir.path());
+    let l = lake.to_str().unwrap();
+    let all = ok(&["timeline", "--lake", l, "--entity", "phan@giftshop.club", "--format", "jsonl"]).lines().count();
+    assert!(all > 5);
+    let table = ok(&["timeline", "--lake", l, "--entity", "phan@giftshop.club", "--limit", "5"]);
+    assert_eq!(table.lines().count(), 2 + 5 + 1, "{table}");
+    assert!(table.ends_with(&format!("({all} events, the first 5 shown; --limit N or --all for more, --format csv|jsonl for every event)\n")), "{table}");
+    assert_eq!(ok(&["timeline", "--lake", l, "--entity", "phan@giftshop.club", "--all"]).lines().count(), 2 + all + 1);
+
+    // Ingest recorded the absolute path; a relative name of the same file is that source.
+    let rel = Command::new(BIN).current_dir(repo()).args(["forget", "--lake", l, "--source", "sample-logs/postfix/mail.log", "--format", "json"]).output().unwrap();
+    assert!(rel.status.success(), "{}", stderr(&rel));
+    let report: serde_json::Value = serde_json::from_slice(&rel.stdout).unwrap();
+    assert_eq!(report["sources"][0]["source_file"], serde_json::json!(repo().join("sample-logs/postfix/mail.log").display().to_string()));
+    // A prefix too short to be unique is said to be that.
+    let o = run(&["forget", "--lake", l, "--source", "0546e70"]);
+    assert!(stderr(&o).contains("12 or more hex digits"), "{}", stderr(&o));
+}

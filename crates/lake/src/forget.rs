@@ -107,14 +107,24 @@ impl Lake {
         for spec in specs {
             let lower = spec.to_ascii_lowercase();
             let is_hash = lower.len() >= 12 && lower.bytes().all(|b| b.is_ascii_hexdigit());
+            // The same file named another way (relative here, absolute at
+            // ingest, or through a link) is the same source.
+            let same_file = |recorded: &str| match (std::fs::canonicalize(spec), std::fs::canonicalize(mcpf_formats::text::path_from_text(recorded))) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            };
             let hits: BTreeSet<&str> = known
                 .iter()
                 .filter(|(f, s, c)| f == spec || (is_hash && (s.starts_with(&lower) || (!c.is_empty() && c.starts_with(&lower)))))
                 .map(|(f, _, _)| f.as_str())
                 .collect();
+            let hits = if hits.is_empty() { known.iter().filter(|(f, _, _)| same_file(f)).map(|(f, _, _)| f.as_str()).collect() } else { hits };
+            if hits.is_empty() && lower.len() < 12 && lower.len() >= 4 && lower.bytes().all(|b| b.is_ascii_hexdigit()) && !known.iter().any(|(f, _, _)| f == spec) {
+                return Err(self.lake_err(format!("{spec:?}: a sha256 prefix needs 12 or more hex digits (a shorter one could name more than one source)")));
+            }
             if hits.is_empty() {
                 return Err(self.lake_err(format!(
-                    "no ingested source is {spec:?} (give the path exactly as ingest recorded it, or a sha256 of 12+ hex digits); list them with: mcp-forensics sql --lake {} \"SELECT DISTINCT source_file, source_sha256 FROM _ingest_log\"",
+                    "no ingested source is {spec:?} (give the path exactly as ingest recorded it, or a sha256 of 12+ hex digits); list them with: mcp-forensics sql --lake {} \"SELECT DISTINCT source_file, source_sha256 FROM _ingest_log WHERE status NOT IN ('failed', 'forgotten')\" (a source forgotten before stays in _ingest_log as history)",
                     self.root().display()
                 )));
             }

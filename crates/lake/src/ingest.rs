@@ -490,6 +490,10 @@ impl SourceRun<'_> {
                 (out.stats, out.error.map(|e| e.to_string()), out.carry)
             }
             None => {
+                let reader: Box<dyn std::io::BufRead + '_> = match &self.opts.progress {
+                    Some(p) => Box::new(LineCounting { inner: reader, lines: &p.lines }),
+                    None => reader,
+                };
                 let (stats, error) = count_unrecognized(reader, resume_from, self.opts.stop.as_deref());
                 (stats, error, None)
             }
