@@ -479,21 +479,18 @@ impl SourceRun<'_> {
             Ok(r) => r,
             Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}")), None),
         };
+        // Lines of every source count for progress, recognized or not.
+        let reader: Box<dyn std::io::BufRead + '_> = match &self.opts.progress {
+            Some(p) => Box::new(LineCounting { inner: reader, lines: &p.lines }),
+            None => reader,
+        };
         match format {
             Some(f) => {
                 let prov = Provenance { format: f, file: info.path.clone(), ingest_id: self.run_id.clone() };
-                let reader: Box<dyn std::io::BufRead + '_> = match &self.opts.progress {
-                    Some(p) => Box::new(LineCounting { inner: reader, lines: &p.lines }),
-                    None => reader,
-                };
                 let out = mcpf_formats::parse_reader(reader, f, info, prov, resume_from, sink, self.opts.stop.as_deref());
                 (out.stats, out.error.map(|e| e.to_string()), out.carry)
             }
             None => {
-                let reader: Box<dyn std::io::BufRead + '_> = match &self.opts.progress {
-                    Some(p) => Box::new(LineCounting { inner: reader, lines: &p.lines }),
-                    None => reader,
-                };
                 let (stats, error) = count_unrecognized(reader, resume_from, self.opts.stop.as_deref());
                 (stats, error, None)
             }
