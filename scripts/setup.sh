@@ -25,6 +25,8 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements-test.txt .venv/.requiremen
   cp requirements-test.txt .venv/.requirements-installed
 fi
 
+bash scripts/install_moto.sh  # a local S3-compatible server for the scale-out test
+
 # cargo-deny reads `cargo metadata` offline: every platform's crates must be
 # in the local registry, not only the host's (a no-op once they are).
 cargo fetch --locked -q

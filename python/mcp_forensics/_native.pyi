@@ -98,7 +98,11 @@ class Lake:
         rules: Sequence[_Path] | None = None,
         lists: _Path | None = None,
         config: _Path | None = None,
-    ) -> None: ...
+        engine: str | None = None,
+    ) -> None:
+        """A lake: a folder, ``file://PATH`` or ``s3://BUCKET/PREFIX`` (AWS credentials
+        and ``AWS_ENDPOINT_URL`` from the environment). ``engine="ballista://HOST:PORT"``
+        runs its queries on a Ballista cluster."""
     @property
     def path(self) -> str: ...
     def ingest(self, paths: Sequence[_Path], format: str | None = None, year: int | None = None, tz: str | None = None, force: bool = False) -> IngestSummary:

@@ -432,8 +432,8 @@ impl Lake {
 #[pymethods]
 impl Lake {
     #[new]
-    #[pyo3(signature = (path, *, rules = None, lists = None, config = None))]
-    fn new(path: PathBuf, rules: Option<Vec<PathBuf>>, lists: Option<PathBuf>, config: Option<PathBuf>) -> PyResult<Lake> {
+    #[pyo3(signature = (path, *, rules = None, lists = None, config = None, engine = None))]
+    fn new(path: PathBuf, rules: Option<Vec<PathBuf>>, lists: Option<PathBuf>, config: Option<PathBuf>, engine: Option<String>) -> PyResult<Lake> {
         let mut cfg = match &config {
             Some(p) => DetectConfig::load(p).map_err(rule_err)?,
             None => DetectConfig::default(),
@@ -444,7 +444,13 @@ impl Lake {
         }
         // Fail now, not at the first detect, on a broken rule folder or list.
         cfg.setup().map_err(rule_err)?;
-        Ok(Lake { inner: mcpf_lake::Lake::open(&path).map_err(lake_err)?, config: cfg })
+        let mut inner = mcpf_lake::Lake::open(&path).map_err(lake_err)?;
+        // `engine="ballista://HOST:PORT"`: queries run on that cluster.
+        if let Some(url) = engine {
+            let engine = mcpf_cluster::BallistaEngine::parse(&url).map_err(pyo3::exceptions::PyValueError::new_err)?;
+            inner.set_engine(std::sync::Arc::new(engine));
+        }
+        Ok(Lake { inner, config: cfg })
     }
 
     /// The lake's directory.

@@ -39,6 +39,9 @@ struct Cli {
     /// No progress display and no ingest summary (errors are still printed).
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Run the queries of detect, sql, timeline, stats and tables on a Ballista cluster: ballista://HOST:PORT of its scheduler (`mcp-forensics cluster scheduler`). Ingest and the _findings record still run here.
+    #[arg(long, global = true, value_name = "URL", env = "MCPF_ENGINE")]
+    engine: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -230,6 +233,11 @@ enum Command {
     },
     /// Print the man page (roff; e.g. mcp-forensics man > mcp-forensics.1).
     Man,
+    /// Run a Ballista scheduler or executor, for --engine ballista://HOST:PORT (see docs/scale-out.md).
+    Cluster {
+        #[command(subcommand)]
+        role: ClusterRole,
+    },
     /// List the lake's tables with row counts (and columns with -v).
     Tables {
         #[arg(long)]
@@ -288,6 +296,37 @@ impl SetupArgs {
         cfg.add_param_texts(&self.params)?;
         Ok(cfg.setup()?)
     }
+}
+
+#[derive(Subcommand)]
+enum ClusterRole {
+    /// The scheduler: takes the plans of clients (--engine) and runs their stages on the executors.
+    Scheduler {
+        /// Address to listen on (clients and executors connect here).
+        #[arg(long, default_value = "127.0.0.1:50050", value_name = "HOST:PORT")]
+        bind: std::net::SocketAddr,
+    },
+    /// An executor: registers with the scheduler and runs tasks, reading the lake's files (S3 credentials from its own AWS environment).
+    Executor {
+        /// The scheduler, as ballista://HOST:PORT.
+        #[arg(long, default_value = "ballista://127.0.0.1:50050", value_name = "URL")]
+        scheduler: String,
+        /// Address to bind and advertise to the scheduler and clients.
+        #[arg(long, default_value = "127.0.0.1", value_name = "HOST")]
+        bind: String,
+        /// Arrow Flight port (shuffle data and results).
+        #[arg(long, default_value_t = 50051)]
+        flight_port: u16,
+        /// gRPC port (tasks from the scheduler).
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once (default: one per core).
+        #[arg(long, value_name = "N")]
+        concurrent_tasks: Option<usize>,
+        /// Folder for shuffle files (default: a temporary folder).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -392,11 +431,42 @@ fn describe_rule(r: &Rule) -> String {
     s
 }
 
-/// A lake that must exist: reading anything else would print a false all-clear.
+/// The engine of `--engine`, set once before any command runs.
+static ENGINE: std::sync::OnceLock<std::sync::Arc<mcpf_cluster::BallistaEngine>> = std::sync::OnceLock::new();
+
+/// A lake that must exist: reading anything else would print a false
+/// all-clear. Its queries run on the `--engine`, if one was given.
 fn require_lake(path: &Path) -> Result<Lake, UserError> {
-    let lake = Lake::open(path)?;
+    let mut lake = Lake::open(path)?;
     lake.require_lake()?;
+    if let Some(engine) = ENGINE.get() {
+        lake.set_engine(engine.clone());
+    }
     Ok(lake)
+}
+
+fn cluster_command(role: ClusterRole) -> Result<ExitCode, UserError> {
+    match role {
+        ClusterRole::Scheduler { bind } => {
+            eprintln!("mcp-forensics cluster scheduler on {bind} (clients: --engine ballista://{bind})");
+            mcpf_cluster::process::run_scheduler(bind).map_err(UserError)?;
+        }
+        ClusterRole::Executor { scheduler, bind, flight_port, grpc_port, concurrent_tasks, work_dir } => {
+            let engine = mcpf_cluster::BallistaEngine::parse(&scheduler).map_err(|e| UserError(format!("--scheduler {e}")))?;
+            let (scheduler_host, scheduler_port) = engine.address();
+            let opts = mcpf_cluster::process::ExecutorOptions {
+                scheduler_host,
+                scheduler_port,
+                bind_host: bind,
+                flight_port,
+                grpc_port,
+                concurrent_tasks: concurrent_tasks.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+                work_dir: work_dir.map(|d| d.display().to_string()),
+            };
+            mcpf_cluster::process::run_executor(opts).map_err(UserError)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Where results go: standard output, or `--output FILE`, written to a
@@ -418,6 +488,10 @@ fn open_output(path: Option<&Path>) -> Result<(Box<dyn Write>, bool, Option<temp
 fn run(cli: Cli) -> Result<ExitCode, UserError> {
     if let Some(n) = cli.threads {
         mcpf_lake::set_threads(usize::from(n));
+    }
+    if let Some(url) = cli.engine.as_deref() {
+        let engine = mcpf_cluster::BallistaEngine::parse(url).map_err(|e| UserError(format!("--engine {e}")))?;
+        let _ = ENGINE.set(std::sync::Arc::new(engine));
     }
     let (mut out, out_is_terminal, pending) = open_output(cli.output.as_deref())?;
     let color_out = cli.color.enabled(out_is_terminal);
@@ -590,6 +664,7 @@ fn run_command(command: Command, out: &mut dyn Write, flags: Flags) -> Result<Ex
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-forensics", &mut out);
         }
+        Command::Cluster { role } => return cluster_command(role),
         Command::Man => {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
         }

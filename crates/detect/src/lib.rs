@@ -132,6 +132,18 @@ pub struct DetectProgress {
     pub current: std::sync::Mutex<String>,
 }
 
+/// A session like `ctx` (its configuration, and its query planner, which
+/// on a cluster sends plans there) with no tables registered yet.
+fn fresh_context(ctx: &SessionContext) -> datafusion::error::Result<SessionContext> {
+    use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList, MemorySchemaProvider};
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state()).with_catalog_list(Arc::new(MemoryCatalogProviderList::new())).build();
+    let fresh = SessionContext::new_with_state(state);
+    let catalog = MemoryCatalogProvider::new();
+    catalog.register_schema("public", Arc::new(MemorySchemaProvider::new()))?;
+    fresh.register_catalog("datafusion", Arc::new(catalog));
+    Ok(fresh)
+}
+
 /// A DataFusion session over one lake.
 pub struct Engine {
     ctx: SessionContext,
@@ -244,7 +256,7 @@ impl Engine {
         let Some(p) = &rule.since else { return Ok(None) };
         let from_us = since_us.saturating_sub(i64::from(p.lookback_days).saturating_mul(86_400_000_000));
         let first_day = mcpf_formats::time::date_of(from_us);
-        let ctx = SessionContext::new_with_config(self.ctx.copied_config());
+        let ctx = fresh_context(&self.ctx).map_err(err)?;
         let names = self.ctx.catalog("datafusion").and_then(|c| c.schema("public")).map(|s| s.table_names()).unwrap_or_default();
         for name in names {
             let provider = self.ctx.table_provider(name.as_str()).await.map_err(err)?;
@@ -339,9 +351,16 @@ fn aggregate(rule: &Rule, batches: &[RecordBatch], opts: &DetectOptions) -> Resu
                     acc.first = Some(acc.first.map_or(t, |f| f.min(t)));
                     acc.last = Some(acc.last.map_or(t, |l| l.max(t)));
                     let here = (t, s(&file, i).unwrap_or_default(), if line.is_null(i) { 0 } else { line.value(i) });
-                    if acc.first_primary.as_ref().is_none_or(|f| here < *f) {
+                    let entities = [s(&ents[0], i), s(&ents[1], i), s(&ents[2], i), s(&ents[3], i), s(&ents[4], i), s(&ents[5], i)];
+                    // The earliest evidence names the finding; when several rows
+                    // share it (one delivery matched to calls of two sessions),
+                    // the largest entity tuple wins, so the choice never depends
+                    // on the order rows arrive in (threads, a cluster's shuffles).
+                    let earlier = acc.first_primary.as_ref().is_none_or(|f| here < *f);
+                    let tie_won = acc.first_primary.as_ref() == Some(&here) && acc.entities.as_ref().is_some_and(|e| entities > *e);
+                    if earlier || tie_won {
                         acc.first_primary = Some(here);
-                        acc.entities = Some([s(&ents[0], i), s(&ents[1], i), s(&ents[2], i), s(&ents[3], i), s(&ents[4], i), s(&ents[5], i)]);
+                        acc.entities = Some(entities);
                     }
                 }
             }

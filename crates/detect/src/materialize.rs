@@ -89,7 +89,7 @@ pub fn table_names(ctx: &SessionContext) -> Vec<String> {
 /// batch by batch, so a caller that prints the first rows and counts the
 /// rest never holds the whole result (`sql "SELECT * FROM mail_deliveries"`).
 pub async fn stream(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Result<(SchemaRef, datafusion::execution::SendableRecordBatchStream)> {
-    if parse(sql).is_some() {
+    if rewrites(ctx) && parse(sql).is_some() {
         let (schema, batches) = query(ctx, sql, params).await?;
         let stream = datafusion::physical_plan::memory::MemoryStream::try_new(batches, schema.clone(), None).map_err(|e| err(format!("query failed: {e}")))?;
         return Ok((schema, Box::pin(stream)));
@@ -98,6 +98,14 @@ pub async fn stream(ctx: &SessionContext, sql: &str, params: &[(String, ScalarVa
     let schema = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(|e| err(format!("query failed: {e}")))?;
     Ok((schema, stream))
+}
+
+/// Whether shared CTEs are computed here into in-memory tables: not in a
+/// session whose plans run on a cluster ([`mcpf_lake::RemoteExecution`]),
+/// which would ship those tables inside every plan; there the engine plans
+/// the CTEs as written.
+fn rewrites(ctx: &SessionContext) -> bool {
+    ctx.state().config().get_extension::<mcpf_lake::RemoteExecution>().is_none()
 }
 
 /// The name a relation reference resolves by: unquoted identifiers are
@@ -211,6 +219,9 @@ pub async fn query(ctx: &SessionContext, sql: &str, params: &[(String, ScalarVal
 
 /// The rewritten run alone: None when the query has nothing to rewrite.
 async fn run_materialized(ctx: &SessionContext, sql: &str, params: &[(String, ScalarValue)]) -> Option<Result<(SchemaRef, Vec<RecordBatch>)>> {
+    if !rewrites(ctx) {
+        return None;
+    }
     let (query, with) = parse(sql)?;
     let mut registered: Vec<String> = Vec::new();
     let out = run_rewritten(ctx, query, with, params, &mut registered).await;

@@ -3,9 +3,10 @@
 //! - `lake.json` marks the folder as an mcp-forensics lake. A reader given a
 //!   folder without it is told so, instead of reporting "no findings" over
 //!   a folder that holds no evidence at all.
-//! - `lock` is the writers' lock: an OS file lock (`flock`), so a holder that
-//!   crashes or is killed releases it with its last file descriptor and can
-//!   never leave it stuck. Every writer (ingest, `detect --record`,
+//! - `lock` is the writers' lock: locally an OS file lock (`flock`), so a
+//!   holder that crashes or is killed releases it with its last file
+//!   descriptor and can never leave it stuck; in an object store a lease
+//!   ([`crate::lease`]) that a dead holder stops renewing. Every writer (ingest, `detect --record`,
 //!   recovery) holds it from before it reads the lake state until after it
 //!   published the new one. While it holds it, no other writer is alive, which
 //!   is what lets recovery call a run "dead" with certainty.
@@ -28,7 +29,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use deltalake::logstore::object_store::PutMode;
 use serde::{Deserialize, Serialize};
+
+use crate::location::{Location, Put};
 
 /// Name of the bookkeeping folder under the lake root.
 pub const LAKE_DIR: &str = "_lake";
@@ -59,42 +63,113 @@ pub struct Snapshot {
     pub tables: BTreeMap<String, u64>,
 }
 
-/// The paths of `_lake/` under one lake root.
+/// The `_lake/` of one lake root, local or in an object store.
 #[derive(Debug, Clone)]
 pub struct Layout {
-    root: PathBuf,
+    loc: Location,
 }
 
 impl Layout {
+    /// The `_lake/` of a local folder.
     pub fn new(root: &Path) -> Layout {
-        Layout { root: root.to_path_buf() }
+        Layout { loc: Location::Local(root.to_path_buf()) }
     }
 
-    fn dir(&self) -> PathBuf {
-        self.root.join(LAKE_DIR)
+    /// The `_lake/` of any lake root.
+    pub fn at(loc: &Location) -> Layout {
+        Layout { loc: loc.clone() }
     }
 
-    fn marker_path(&self) -> PathBuf {
-        self.dir().join("lake.json")
+    fn local_path(root: &Path, rel: &str) -> PathBuf {
+        rel.split('/').fold(root.join(LAKE_DIR), |p, part| p.join(part))
     }
 
-    fn snapshots_dir(&self) -> PathBuf {
-        self.dir().join("snapshots")
+    fn key(rel: &str) -> String {
+        format!("{LAKE_DIR}/{rel}")
     }
 
-    fn runs_dir(&self) -> PathBuf {
-        self.dir().join("runs")
+    /// The bytes of `_lake/REL`, None when absent.
+    fn read(&self, rel: &str) -> io::Result<Option<Vec<u8>>> {
+        match &self.loc {
+            Location::Local(root) => match fs::read(Self::local_path(root, rel)) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e),
+            },
+            Location::Remote(r) => Ok(r.get(&Self::key(rel))?.map(|(b, _)| b)),
+        }
+    }
+
+    /// Replace `_lake/REL` atomically (readers see the old or the whole new).
+    fn write(&self, rel: &str, bytes: &[u8]) -> io::Result<()> {
+        match &self.loc {
+            Location::Local(root) => {
+                let path = Self::local_path(root, rel);
+                fs::create_dir_all(path.parent().unwrap_or(root))?;
+                write_atomically(&path, bytes)
+            }
+            Location::Remote(r) => r.put(&Self::key(rel), bytes.to_vec(), PutMode::Overwrite).map(|_| ()),
+        }
+    }
+
+    /// Create `_lake/REL` only if it is absent; false when it was there.
+    fn create_new(&self, rel: &str, bytes: &[u8]) -> io::Result<bool> {
+        match &self.loc {
+            Location::Local(root) => {
+                let path = Self::local_path(root, rel);
+                fs::create_dir_all(path.parent().unwrap_or(root))?;
+                let tmp = path.with_extension(format!("{}.new", std::process::id()));
+                write_atomically(&tmp, bytes)?;
+                // A hard link never replaces an existing file.
+                let linked = fs::hard_link(&tmp, &path);
+                let _ = fs::remove_file(&tmp);
+                match linked {
+                    Ok(()) => Ok(true),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            Location::Remote(r) => Ok(r.put(&Self::key(rel), bytes.to_vec(), PutMode::Create)? != Put::Exists),
+        }
+    }
+
+    fn remove(&self, rel: &str) -> io::Result<()> {
+        match &self.loc {
+            Location::Local(root) => match fs::remove_file(Self::local_path(root, rel)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            Location::Remote(r) => r.delete(&Self::key(rel)),
+        }
+    }
+
+    /// Names of the `.json` files in `_lake/DIR`, without the extension.
+    fn json_names(&self, dir: &str) -> io::Result<Vec<String>> {
+        let names: Vec<String> = match &self.loc {
+            Location::Local(root) => match fs::read_dir(Self::local_path(root, dir)) {
+                Ok(entries) => entries.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<io::Result<_>>()?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => vec![],
+                Err(e) => return Err(e),
+            },
+            Location::Remote(r) => r.list(&Self::key(dir))?.into_iter().filter_map(|(k, _)| k.rsplit('/').next().map(str::to_string)).collect(),
+        };
+        Ok(names.into_iter().filter_map(|n| n.strip_suffix(".json").map(str::to_string)).collect())
     }
 
     /// Whether `lake.json` is there.
     pub fn has_marker(&self) -> bool {
-        self.marker_path().is_file()
+        match &self.loc {
+            Location::Local(root) => Self::local_path(root, "lake.json").is_file(),
+            Location::Remote(r) => r.exists(&Self::key("lake.json")).unwrap_or(false),
+        }
     }
 
     /// Create `_lake/` and `lake.json` (a no-op when they exist).
     pub fn create(&self) -> io::Result<()> {
-        fs::create_dir_all(self.snapshots_dir())?;
-        fs::create_dir_all(self.runs_dir())?;
+        if let Location::Local(root) = &self.loc {
+            fs::create_dir_all(Self::local_path(root, "snapshots"))?;
+            fs::create_dir_all(Self::local_path(root, "runs"))?;
+        }
         if !self.has_marker() {
             let m = Marker {
                 kind: "mcp-forensics-lake".into(),
@@ -102,7 +177,7 @@ impl Layout {
                 created_at: chrono::Utc::now().to_rfc3339(),
                 created_by: format!("mcp-forensics {}", env!("CARGO_PKG_VERSION")),
             };
-            write_atomically(&self.marker_path(), &serde_json::to_vec_pretty(&m).map_err(io::Error::other)?)?;
+            self.create_new("lake.json", &serde_json::to_vec_pretty(&m).map_err(io::Error::other)?)?;
         }
         Ok(())
     }
@@ -110,7 +185,7 @@ impl Layout {
     /// The newest published snapshot, if any.
     pub fn latest_snapshot(&self) -> io::Result<Option<Snapshot>> {
         let Some(seq) = self.latest_sequence()? else { return Ok(None) };
-        self.read_snapshot(seq).map(Some)
+        self.read_snapshot(seq)
     }
 
     /// Every published snapshot, oldest first.
@@ -118,89 +193,74 @@ impl Layout {
         let Some(last) = self.latest_sequence()? else { return Ok(vec![]) };
         let mut out = Vec::new();
         for seq in 1..=last {
-            match self.read_snapshot(seq) {
-                Ok(snap) => out.push(snap),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+            if let Some(snap) = self.read_snapshot(seq)? {
+                out.push(snap);
             }
         }
         Ok(out)
     }
 
-    fn read_snapshot(&self, seq: u64) -> io::Result<Snapshot> {
-        let path = self.snapshots_dir().join(snapshot_name(seq));
-        let bytes = fs::read(&path)?;
-        serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", path.display())))
+    fn read_snapshot(&self, seq: u64) -> io::Result<Option<Snapshot>> {
+        let rel = format!("snapshots/{}", snapshot_name(seq));
+        let Some(bytes) = self.read(&rel)? else { return Ok(None) };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{LAKE_DIR}/{rel}: {e}")))
     }
 
     fn latest_sequence(&self) -> io::Result<Option<u64>> {
-        let entries = match fs::read_dir(self.snapshots_dir()) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let mut best = None;
-        for e in entries {
-            let name = e?.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
-            if stem.len() == 20 {
-                if let Ok(n) = stem.parse::<u64>() {
-                    best = best.max(Some(n));
-                }
-            }
-        }
-        Ok(best)
+        Ok(self.json_names("snapshots")?.iter().filter(|stem| stem.len() == 20).filter_map(|stem| stem.parse::<u64>().ok()).max())
     }
 
-    /// Publish the next snapshot. Only a holder of the writers' lock calls it.
-    pub fn publish(&self, _lock: &WriterLock, run_id: &str, kind: &str, tables: BTreeMap<String, u64>) -> io::Result<Snapshot> {
+    /// Publish the next snapshot. Only a holder of the writers' lock calls
+    /// it. The snapshot is created only if its number is free, so a writer
+    /// whose lease was taken over while it was paused can never publish over
+    /// the run that took it: it fails here instead.
+    pub fn publish(&self, lock: &WriterLock, run_id: &str, kind: &str, tables: BTreeMap<String, u64>) -> io::Result<Snapshot> {
+        lock.check()?;
         let sequence = self.latest_sequence()?.unwrap_or(0) + 1;
         let snap = Snapshot { sequence, run_id: run_id.into(), kind: kind.into(), committed_at: chrono::Utc::now().to_rfc3339(), tables };
-        fs::create_dir_all(self.snapshots_dir())?;
-        write_atomically(&self.snapshots_dir().join(snapshot_name(sequence)), &serde_json::to_vec_pretty(&snap).map_err(io::Error::other)?)?;
+        let bytes = serde_json::to_vec_pretty(&snap).map_err(io::Error::other)?;
+        if !self.create_new(&format!("snapshots/{}", snapshot_name(sequence)), &bytes)? {
+            return Err(io::Error::other(format!(
+                "snapshot {sequence} was published by another writer while this run held the lease: this run's lease had expired (a pause longer than {} s); nothing of it is published, run it again",
+                crate::lease::LEASE_TTL.as_secs()
+            )));
+        }
         Ok(snap)
     }
 
     /// Record that a writer run started (its journal).
     pub fn begin_run(&self, _lock: &WriterLock, run_id: &str, kind: &str) -> io::Result<()> {
-        fs::create_dir_all(self.runs_dir())?;
         let j = serde_json::json!({"run_id": run_id, "kind": kind, "pid": std::process::id(), "started_at": chrono::Utc::now().to_rfc3339()});
-        write_atomically(&self.runs_dir().join(format!("{}.json", safe_name(run_id))), j.to_string().as_bytes())
+        self.write(&format!("runs/{}.json", safe_name(run_id)), j.to_string().as_bytes())
     }
 
     /// The run finished (published, or cleaned up after): drop its journal.
     pub fn end_run(&self, run_id: &str) -> io::Result<()> {
-        match fs::remove_file(self.runs_dir().join(format!("{}.json", safe_name(run_id)))) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
+        self.remove(&format!("runs/{}.json", safe_name(run_id)))
     }
 
     /// Journals of runs that did not finish. Called with the lock held, when
     /// every one of them is a dead run.
     pub fn unfinished_runs(&self, _lock: &WriterLock) -> io::Result<Vec<String>> {
-        let entries = match fs::read_dir(self.runs_dir()) {
-            Ok(e) => e,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vec![]),
-            Err(e) => return Err(e),
-        };
-        let mut ids = Vec::new();
-        for e in entries {
-            let name = e?.file_name();
-            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
-                ids.push(id.to_string());
-            }
-        }
+        let mut ids = self.json_names("runs")?;
         ids.sort();
         Ok(ids)
     }
 
     /// Take the writers' lock, waiting for the current holder. `on_wait` is
     /// called once, with what the holder wrote about itself, when the lock is
-    /// busy; `stop` gives up waiting.
+    /// busy; `stop` gives up waiting. Local lakes use an OS file lock; lakes
+    /// in an object store a lease ([`crate::lease`]).
     pub fn lock(&self, what: &str, on_wait: &mut dyn FnMut(&str), stop: Option<&AtomicBool>) -> io::Result<WriterLock> {
-        fs::create_dir_all(self.dir())?;
-        let path = self.dir().join("lock");
+        match &self.loc {
+            Location::Local(root) => Self::file_lock(&root.join(LAKE_DIR), what, on_wait, stop),
+            Location::Remote(r) => crate::lease::Lease::acquire(r.clone(), &Self::key("lock"), what, on_wait, stop).map(WriterLock::Lease),
+        }
+    }
+
+    fn file_lock(dir: &Path, what: &str, on_wait: &mut dyn FnMut(&str), stop: Option<&AtomicBool>) -> io::Result<WriterLock> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join("lock");
         let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
         let mut told = false;
         loop {
@@ -224,15 +284,29 @@ impl Layout {
         // OS lock, not this text).
         file.set_len(0)?;
         let _ = write!(file, "pid {} ({what}) since {}", std::process::id(), chrono::Utc::now().to_rfc3339());
-        Ok(WriterLock { _file: file })
+        Ok(WriterLock::File(file))
     }
 }
 
 /// Held while a writer runs; dropping it (or the process ending in any way)
 /// releases the lock.
 #[derive(Debug)]
-pub struct WriterLock {
-    _file: File,
+pub enum WriterLock {
+    /// The OS file lock of a local lake.
+    File(File),
+    /// The lease of a lake in an object store.
+    Lease(crate::lease::Lease),
+}
+
+impl WriterLock {
+    /// Fail if the lock was lost (a lease another writer took over after
+    /// this process stopped renewing it): the run must not publish.
+    pub fn check(&self) -> io::Result<()> {
+        match self {
+            WriterLock::File(_) => Ok(()),
+            WriterLock::Lease(l) => l.check(),
+        }
+    }
 }
 
 fn snapshot_name(seq: u64) -> String {

@@ -7,9 +7,10 @@
 //!   snapshot. A run that is still committing, or died half-way, is
 //!   invisible, and no reader sees one table from one run and another table
 //!   from the next.
-//! - **One writer at a time.** Writers (ingest, `detect --record`) hold an OS
-//!   file lock for their whole run, so overlapping scheduled jobs wait for
-//!   each other instead of racing; a killed holder releases it by dying.
+//! - **One writer at a time.** Writers (ingest, `detect --record`) hold the
+//!   writers' lock for their whole run, so overlapping scheduled jobs wait
+//!   for each other instead of racing: an OS file lock locally (a killed
+//!   holder releases it by dying), a lease in an object store ([`lease`]).
 //! - **Crash consistency.** Whatever a dead run committed after the published
 //!   snapshot is rolled back (Delta RESTORE) and the data files it wrote are
 //!   removed, by the next writer, before anything else ([`txn`]).
@@ -25,7 +26,9 @@ pub mod fingerprint;
 pub mod forget;
 pub mod ingest;
 pub mod layout;
+pub mod lease;
 mod legacy;
+pub mod location;
 pub mod maintenance;
 pub mod rotation;
 mod sink;
@@ -83,11 +86,31 @@ impl std::error::Error for LakeError {}
 
 pub type Result<T> = std::result::Result<T, LakeError>;
 
-/// A lake directory.
+/// A lake: a local folder or a prefix in an object store.
 pub struct Lake {
+    /// How users name it (the path, or the URL).
     root: PathBuf,
+    loc: location::Location,
     rt: tokio::runtime::Runtime,
+    engine: Option<std::sync::Arc<dyn QueryEngine>>,
 }
+
+/// Where queries over a lake run, when not in this process's DataFusion
+/// session: a cluster ([`Lake::set_engine`]). Writers (ingest, the
+/// `_findings` record) always run here; only reading queries go to it.
+pub trait QueryEngine: Send + Sync {
+    /// A session with every published table of `lake` registered, whose
+    /// queries run on the engine.
+    fn session<'a>(&'a self, lake: &'a Lake) -> futures::future::BoxFuture<'a, Result<SessionContext>>;
+    /// How users name it (`ballista://host:port`).
+    fn name(&self) -> String;
+}
+
+/// Marks a session whose plans run elsewhere (set as a `SessionConfig`
+/// extension): in-memory intermediate tables would be shipped inside every
+/// plan there, so shared CTEs are left to the engine.
+#[derive(Debug, Default)]
+pub struct RemoteExecution;
 
 /// Test hook for crash and race tests: when `MCPF_FAILPOINT` is `NAME` or
 /// `NAME=abort`, the process aborts at the named point (as a SIGKILL would
@@ -138,17 +161,23 @@ pub fn threads() -> Option<usize> {
 }
 
 impl Lake {
-    /// Open (or prepare to create) a lake at `root`. Nothing is checked or
+    /// Open (or prepare to create) a lake at `root`: a folder, a `file://`
+    /// URL or `s3://bucket/prefix` (see [`location`]). Nothing is checked or
     /// created yet: readers fail on a path that is not a lake, the first
     /// writer creates it.
     pub fn open(root: impl AsRef<Path>) -> Result<Lake> {
-        let root = root.as_ref().to_path_buf();
+        let given = root.as_ref().to_path_buf();
+        let loc = match given.to_str() {
+            Some(text) => location::Location::parse(text).map_err(|message| LakeError::NotALake { path: given.clone(), message: message.trim_start_matches(text).trim_start_matches(": ").to_string() })?,
+            None => location::Location::Local(given.clone()),
+        };
+        let root = loc.display();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads().unwrap_or(2))
             .enable_all()
             .build()
             .map_err(|e| LakeError::Lake { path: root.clone(), message: format!("cannot start runtime: {e}") })?;
-        Ok(Lake { root, rt })
+        Ok(Lake { root, loc, rt, engine: None })
     }
 
     /// Run a future on the lake's runtime (for synchronous callers: the CLI
@@ -182,13 +211,24 @@ impl Lake {
         })
     }
 
+    /// How users name the lake: its folder, or its URL (as a path).
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Where the lake lives.
+    pub fn location(&self) -> &location::Location {
+        &self.loc
     }
 
     /// Keep a stream (standard input) in the lake as a file to ingest: its
     /// path, `_lake/spool/stdin-HASH` (see [`spool::spool`]).
     pub fn spool(&self, input: &mut dyn std::io::Read) -> Result<PathBuf> {
+        if self.loc.local().is_none() {
+            // Rows point back to the spooled file; it must be a file the
+            // responder can open, not an object only the lake's host reads.
+            return Err(self.lake_err("standard input can be ingested into a local lake only: save it to a file and ingest the file (its rows then point back to it)"));
+        }
         self.layout().create().map_err(|e| self.lake_err(format!("cannot create the lake's folder: {e}")))?;
         spool::spool(&self.root, input).map_err(|e| self.lake_err(format!("cannot keep standard input in _lake/spool: {e}")))
     }
@@ -203,11 +243,11 @@ impl Lake {
     }
 
     pub(crate) fn store(&self) -> store::Store {
-        store::Store::new(&self.root)
+        store::Store::new(&self.loc)
     }
 
     pub(crate) fn layout(&self) -> layout::Layout {
-        layout::Layout::new(&self.root)
+        layout::Layout::at(&self.loc)
     }
 
     /// Whether the root is a lake: it has `_lake/lake.json`, or the
@@ -220,6 +260,13 @@ impl Lake {
     pub fn require_lake(&self) -> Result<()> {
         let p = &self.root;
         let not = |message: String| Err(LakeError::NotALake { path: p.clone(), message });
+        if self.loc.local().is_none() {
+            return if self.is_lake() {
+                Ok(())
+            } else {
+                not(format!("no mcp-forensics lake here (no {}/lake.json): nothing was ingested at this URL, so no finding could come from it; create one with: mcp-forensics ingest --lake {} LOGS...", layout::LAKE_DIR, p.display()))
+            };
+        }
         match std::fs::metadata(p) {
             Err(_) => not(format!("no such lake folder; create one with: mcp-forensics ingest --lake {} LOGS...", p.display())),
             Ok(m) if !m.is_dir() => not("is a file, not a lake folder; give the folder that ingest created (--lake DIR)".into()),
@@ -234,6 +281,17 @@ impl Lake {
     /// Before the first write: the root must be a lake, or new, or empty.
     pub(crate) fn prepare_for_writing(&self) -> Result<()> {
         let p = &self.root;
+        if let location::Location::Remote(r) = &self.loc {
+            if self.is_lake() {
+                return Ok(());
+            }
+            let keys = r.list("").map_err(|e| self.lake_err(e))?;
+            return if keys.iter().all(|(k, _)| k.starts_with(&format!("{}/", layout::LAKE_DIR))) {
+                Ok(())
+            } else {
+                Err(LakeError::NotALake { path: p.clone(), message: "holds other objects and is not an mcp-forensics lake: refusing to write tables there; give a new or empty prefix".into() })
+            };
+        }
         match std::fs::metadata(p) {
             Ok(m) if !m.is_dir() => Err(LakeError::NotALake { path: p.clone(), message: "is a file, not a lake folder; give a new or existing lake folder (--lake DIR)".into() }),
             Ok(_) if !self.is_lake() => {
@@ -287,8 +345,29 @@ impl Lake {
         self.store().load(t, version).await.map_err(|e| self.lake_err(e))
     }
 
-    /// A DataFusion context with every published table registered.
+    /// Run the reading queries of this lake (detect, sql, timeline) on
+    /// `engine` instead of in this process.
+    pub fn set_engine(&mut self, engine: std::sync::Arc<dyn QueryEngine>) {
+        self.engine = Some(engine);
+    }
+
+    /// The engine set with [`Lake::set_engine`], if any.
+    pub fn engine(&self) -> Option<&std::sync::Arc<dyn QueryEngine>> {
+        self.engine.as_ref()
+    }
+
+    /// A DataFusion context with every published table registered: on the
+    /// engine set with [`Lake::set_engine`], else in this process.
     pub async fn session(&self) -> Result<SessionContext> {
+        match &self.engine {
+            Some(engine) => engine.session(self).await,
+            None => self.local_session().await,
+        }
+    }
+
+    /// A DataFusion context in this process with every published table
+    /// registered.
+    pub async fn local_session(&self) -> Result<SessionContext> {
         // Rules scan whole tables; reading each file's page index only adds
         // I/O (measured: 3.5 s -> 2.8 s on the 20k-message benchmark rule).
         let mut config = deltalake::datafusion::prelude::SessionConfig::new().set_bool("datafusion.execution.parquet.enable_page_index", false);

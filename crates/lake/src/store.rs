@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, DataType as DeltaType, StructField};
@@ -15,13 +15,15 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::DeltaTable;
 use mcpf_schema::{Kind, Table};
 
+use crate::location::Location;
+
 /// The commit-info key that carries the id of the run that wrote a commit.
 pub const RUN_ID_KEY: &str = "mcp_forensics_ingest_id";
 
 /// Delta access to the tables of one lake root.
 #[derive(Debug, Clone)]
 pub struct Store {
-    root: PathBuf,
+    loc: Location,
 }
 
 /// A storage failure, as text that names the table.
@@ -44,22 +46,34 @@ pub fn run_properties(run_id: &str) -> CommitProperties {
 }
 
 impl Store {
-    pub fn new(root: &Path) -> Store {
-        Store { root: root.to_path_buf() }
+    pub fn new(loc: &Location) -> Store {
+        Store { loc: loc.clone() }
     }
 
-    /// Directory of a table.
+    /// Directory of a table (for a remote lake: its URL, as a path).
     pub fn table_path(&self, t: Table) -> PathBuf {
-        self.root.join(t.name())
+        self.loc.display().join(t.name())
+    }
+
+    fn first_commit_key(t: Table) -> String {
+        format!("{}/_delta_log/{:020}.json", t.name(), 0)
     }
 
     /// Whether the table has a Delta log with at least its first commit.
     pub fn exists(&self, t: Table) -> bool {
-        self.table_path(t).join("_delta_log").join(format!("{:020}.json", 0)).is_file()
+        match &self.loc {
+            Location::Local(root) => root.join(t.name()).join("_delta_log").join(format!("{:020}.json", 0)).is_file(),
+            Location::Remote(r) => r.exists(&Self::first_commit_key(t)).unwrap_or(false),
+        }
     }
 
-    fn url(&self, t: Table, create: bool) -> StoreResult<url::Url> {
-        let p = self.table_path(t);
+    /// The table's URL (a local one made absolute, and created if asked).
+    pub fn url(&self, t: Table, create: bool) -> StoreResult<url::Url> {
+        let root = match &self.loc {
+            Location::Remote(r) => return Ok(r.url_of(&format!("{}/", t.name()))),
+            Location::Local(root) => root,
+        };
+        let p = root.join(t.name());
         if create {
             fs::create_dir_all(&p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
         }
@@ -88,10 +102,13 @@ impl Store {
             return Ok(table);
         }
         // A creator that died before its first commit may have left an
-        // empty `_delta_log`; nothing in it is data.
-        let log = self.table_path(t).join("_delta_log");
-        if log.is_dir() {
-            fs::remove_dir_all(&log).map_err(|e| format!("cannot clear the unfinished {}: {e}", log.display()))?;
+        // empty `_delta_log`; nothing in it is data. (In an object store the
+        // first commit is one conditional write: there is nothing to clear.)
+        if let Location::Local(root) = &self.loc {
+            let log = root.join(t.name()).join("_delta_log");
+            if log.is_dir() {
+                fs::remove_dir_all(&log).map_err(|e| format!("cannot clear the unfinished {}: {e}", log.display()))?;
+            }
         }
         let url = self.url(t, true)?;
         let table = DeltaTable::try_from_url(url).await.map_err(|e| e.to_string())?;
@@ -236,31 +253,58 @@ impl Store {
     pub async fn remove_unpublished_files(&self, t: Table, published: u64) -> StoreResult<usize> {
         let Some(table) = self.load(t, None).await? else { return Ok(0) };
         let keep = self.added_files(&table, published).await?;
-        let root = self.table_path(t);
         let mut removed = 0;
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            let Ok(entries) = fs::read_dir(&dir) else { continue };
-            for e in entries.flatten() {
-                let p = e.path();
-                let Ok(kind) = e.file_type() else { continue };
-                if kind.is_dir() {
-                    if p.file_name().is_some_and(|n| n != "_delta_log") {
-                        stack.push(p);
-                    }
-                    continue;
-                }
-                if p.extension().is_none_or(|x| x != "parquet") {
-                    continue;
-                }
-                let rel = p.strip_prefix(&root).map(|r| r.to_string_lossy().replace('\\', "/")).unwrap_or_default();
-                if !keep.contains(&rel) {
-                    fs::remove_file(&p).map_err(|e| format!("cannot remove {}: {e}", p.display()))?;
-                    removed += 1;
-                }
+        for rel in self.data_files(t)? {
+            if !keep.contains(&rel) {
+                self.remove_data_file(t, &rel)?;
+                removed += 1;
             }
         }
         Ok(removed)
+    }
+
+    /// Every Parquet file under a table's folder (outside `_delta_log`),
+    /// relative to the table root.
+    fn data_files(&self, t: Table) -> StoreResult<Vec<String>> {
+        let is_data = |rel: &str| rel.ends_with(".parquet") && !rel.starts_with("_delta_log/");
+        match &self.loc {
+            Location::Remote(r) => {
+                let prefix = format!("{}/", t.name());
+                let keys = r.list(t.name()).map_err(|e| format!("listing {}: {e}", t.name()))?;
+                Ok(keys.into_iter().filter_map(|(k, _)| k.strip_prefix(&prefix).map(str::to_string)).filter(|rel| is_data(rel)).collect())
+            }
+            Location::Local(root) => {
+                let root = root.join(t.name());
+                let mut out = Vec::new();
+                let mut stack = vec![root.clone()];
+                while let Some(dir) = stack.pop() {
+                    let Ok(entries) = fs::read_dir(&dir) else { continue };
+                    for e in entries.flatten() {
+                        let p = e.path();
+                        let Ok(kind) = e.file_type() else { continue };
+                        if kind.is_dir() {
+                            stack.push(p);
+                            continue;
+                        }
+                        let rel = p.strip_prefix(&root).map(|r| r.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+                        if is_data(&rel) {
+                            out.push(rel);
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    fn remove_data_file(&self, t: Table, rel: &str) -> StoreResult<()> {
+        match &self.loc {
+            Location::Remote(r) => r.delete(&format!("{}/{rel}", t.name())).map_err(|e| format!("cannot remove {}/{rel}: {e}", t.name())),
+            Location::Local(root) => {
+                let p = root.join(t.name()).join(rel);
+                fs::remove_file(&p).map_err(|e| format!("cannot remove {}: {e}", p.display()))
+            }
+        }
     }
 }
 
