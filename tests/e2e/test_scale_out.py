@@ -167,3 +167,21 @@ def test_a_stopped_cluster_is_an_error_not_a_local_run(lab, local_lake):
     r = subprocess.run([scale_lab.BIN, "--engine", "ballista://127.0.0.1:9", "detect", "--lake", local_lake], capture_output=True, text=True, env=lab.env, cwd=ROOT, timeout=120)
     assert r.returncode == 2, r.stdout
     assert "Ballista scheduler" in r.stderr and "cluster scheduler" in r.stderr
+
+
+def test_an_abandoned_lease_is_taken_over_and_a_live_one_is_waited_for(lab):
+    lake_key = "abandoned"
+    lake = f"s3://{scale_lab.BUCKET}/{lake_key}"
+    run(lab, "-q", "ingest", "--lake", lake, f"{SAMPLES}/postfix", ok=(0, 3))
+    # A writer on another host died holding the lease: it says "held" and is never renewed.
+    dead = json.dumps({"held": True, "holder": "pid 4242 on deadhost (ingest X) since 2026-01-01T00:00:00Z", "renewed_at": "2026-01-01T00:00:00Z"})
+    lab._s3("s3.put_object(Bucket=sys.argv[1], Key=sys.argv[2], Body=sys.argv[3].encode())", scale_lab.BUCKET, f"{lake_key}/_lake/lock", dead)
+    import time
+    started = time.monotonic()
+    r = run(lab, "ingest", "--lake", lake, f"{SAMPLES}/mcp", ok=(0, 3))
+    waited = time.monotonic() - started
+    assert "held by pid 4242 on deadhost" in r.stderr
+    # Taken over after the lease time (30 s of the waiter's clock), not before.
+    assert waited >= 30, waited
+    assert json.loads(lab.object_bytes(f"{lake_key}/_lake/lock"))["held"] is False
+    assert "mcp_messages" in run(lab, "tables", "--lake", lake).stdout
