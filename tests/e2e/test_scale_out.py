@@ -185,3 +185,20 @@ def test_an_abandoned_lease_is_taken_over_and_a_live_one_is_waited_for(lab):
     assert waited >= 30, waited
     assert json.loads(lab.object_bytes(f"{lake_key}/_lake/lock"))["held"] is False
     assert "mcp_messages" in run(lab, "tables", "--lake", lake).stdout
+
+
+def test_a_writer_killed_mid_commit_on_s3_is_rolled_back_by_the_next(lab, local_lake):
+    lake = f"s3://{scale_lab.BUCKET}/killed"
+    # Dies (abort, as kill -9) after committing one table and before publishing,
+    # holding the lease.
+    env = {**lab.env, "MCPF_FAILPOINT": "ingest-after-commit-mail_deliveries"}
+    r = subprocess.run([scale_lab.BIN, "-q", "ingest", "--lake", lake, SAMPLES], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode != 0 and "failpoint" in r.stderr
+    # Readers see the published state only: nothing of the dead run.
+    counts = run(lab, "sql", "--lake", lake, "--format", "json", "SELECT count(*) AS n FROM mail_deliveries", ok=(0, 2))
+    assert counts.returncode == 2 or json.loads(counts.stdout)[0]["n"] == 0
+    # The next writer waits out the dead holder's lease, rolls back what it
+    # committed, and then ingests: the lake equals one clean ingest.
+    again = run(lab, "ingest", "--lake", lake, SAMPLES, ok=(0, 3))
+    assert "rolled back" in again.stdout + again.stderr or "recovered" in again.stdout + again.stderr, again.stdout + again.stderr
+    assert contents(lab, lake) == contents(lab, local_lake)

@@ -621,3 +621,27 @@ fn optimize_compacts_without_changing_a_row_and_vacuum_keeps_what_recorded_findi
         assert_eq!(state(&lake), before);
     }
 }
+
+#[test]
+fn a_first_run_killed_after_a_commit_shows_readers_nothing() {
+    // The lake's very first run dies after committing one table and before
+    // it publishes anything: no snapshot exists yet, and readers must see an
+    // empty lake, not that table at its latest version.
+    let fx = Fixture::new();
+    let logs = fx.path("logs");
+    fx.file("logs/postfix/mail.log", &postfix_log(200, 1));
+    let clean = fx.path("clean");
+    assert!(ingest(&clean, &[&logs]).status.success());
+    let lake = fx.path("lake");
+    let out = spawn_ingest(&lake, &[&logs], Some("ingest-after-commit-mail_deliveries")).wait_with_output().unwrap();
+    assert!(!out.status.success(), "the failpoint did not fire: {}", text(&out));
+    let seen = state(&lake);
+    for line in seen.lines().skip(1) {
+        let n: i64 = line.split(',').nth(1).unwrap().parse().unwrap();
+        assert_eq!(n, 0, "a reader saw rows of a run that never published: {seen}");
+    }
+    let again = ingest(&lake, &[&logs]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("rolled back"), "{}", text(&again));
+    assert_eq!(state(&lake), state(&clean));
+}

@@ -333,13 +333,16 @@ impl Lake {
 
     /// One table as readers see it in `snap` (None: not in the snapshot, or
     /// not created yet); at its latest version for a lake from before
-    /// snapshots.
+    /// snapshots (no `_lake/lake.json`). A lake with the marker and no
+    /// snapshot yet has published nothing: its first run is still writing,
+    /// or died, and none of what it committed is visible.
     async fn published_table(&self, t: Table, snap: Option<&Snapshot>) -> Result<Option<deltalake::DeltaTable>> {
         let version = match snap {
             Some(s) => match s.tables.get(t.name()) {
                 Some(v) => Some(*v),
                 None => return Ok(None),
             },
+            None if self.layout().has_marker() => return Ok(None),
             None => None,
         };
         self.store().load(t, version).await.map_err(|e| self.lake_err(e))
