@@ -40,9 +40,7 @@ def local_lake(lab, tmp_path_factory):
 
 
 def run(lab, *args, engine=False, ok=(0,)):
-    r = subprocess.run([scale_lab.BIN, *(["--engine", lab.engine] if engine else []), *args], capture_output=True, text=True, env=lab.env, cwd=ROOT, timeout=600)
-    assert r.returncode in ok, f"{args} exited {r.returncode}: {r.stderr}"
-    return r
+    return lab.cli(*args, engine=engine, ok=ok)
 
 
 def contents(lab, lake: str) -> list[str]:

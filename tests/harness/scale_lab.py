@@ -128,10 +128,13 @@ class Lab:
                 p.wait()
         self.procs.clear()
 
-    def cli(self, *args: str, engine: bool = False, check: bool = True) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, engine: bool = False, ok: tuple[int, ...] | None = (0,)) -> subprocess.CompletedProcess:
+        """Run the tool from the checkout's root (relative sample paths) with
+        the lab's environment; fail unless it exits with one of `ok` (None:
+        any code)."""
         cmd = [BIN, *(["--engine", self.engine] if engine else []), *args]
-        r = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=600)
-        if check and r.returncode != 0:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=self.env, cwd=ROOT, timeout=600)
+        if ok is not None and r.returncode not in ok:
             raise AssertionError(f"{args} exited {r.returncode}: {r.stderr}")
         return r
 
@@ -174,7 +177,7 @@ def demo() -> int:
                 print(err, file=sys.stderr)
                 return 1
         local = Path(tmp) / "local-lake"
-        lab.cli("-q", "ingest", "--lake", str(local), str(samples), check=False)
+        lab.cli("-q", "ingest", "--lake", str(local), str(samples), ok=None)
         print("\nrow counts, S3 lake (two concurrent ingests) / local lake (one ingest):")
         remote_counts = _counts(lab, lake)
         local_counts = _counts(lab, str(local))
@@ -182,9 +185,9 @@ def demo() -> int:
             mark = "" if remote_counts[t] == local_counts.get(t) else "   <-- differs"
             print(f"  {t:<24} {remote_counts[t]:>7} / {local_counts.get(t, 0):<7}{mark}")
         print(f"\nfindings computed on Ballista ({lab.engine}) over {lake}:\n")
-        r = lab.cli("detect", "--lake", lake, engine=True, check=False)
+        r = lab.cli("detect", "--lake", lake, engine=True, ok=None)
         print(r.stdout)
-        findings = json.loads(lab.cli("detect", "--lake", lake, "--format", "json", engine=True, check=False).stdout or "[]")
+        findings = json.loads(lab.cli("detect", "--lake", lake, "--format", "json", engine=True, ok=None).stdout or "[]")
         seed = {(f["rule_id"], f.get("address")) for f in findings}
         ok = ("mail.unintended_recipient", "phan@giftshop.club") in seed and ("mail.constant_bcc", "phan@giftshop.club") in seed
         same = remote_counts == local_counts

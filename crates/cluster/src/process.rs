@@ -51,14 +51,15 @@ impl log::Log for StderrLog {
 
     fn log(&self, r: &log::Record<'_>) {
         if self.enabled(r.metadata()) {
-            eprintln!("{} {:<5} {}: {}", chrono_now(), r.level(), r.target(), r.args());
+            eprintln!("{} {:<5} {}: {}", unix_time(), r.level(), r.target(), r.args());
         }
     }
 
     fn flush(&self) {}
 }
 
-fn chrono_now() -> String {
+/// Seconds.milliseconds since the epoch, as the log lines' first field.
+fn unix_time() -> String {
     let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{}.{:03}", d.as_secs(), d.subsec_millis())
 }

@@ -106,6 +106,16 @@ pub trait QueryEngine: Send + Sync {
     fn name(&self) -> String;
 }
 
+/// What readers of a lake see (see [`Lake::published_tables`]).
+enum Published {
+    /// The versions of the newest snapshot.
+    At(Snapshot),
+    /// No table: the lake's first run has not published.
+    Nothing,
+    /// Every table at its latest version: a lake from before snapshots.
+    Latest,
+}
+
 /// Marks a session whose plans run elsewhere (set as a `SessionConfig`
 /// extension): in-memory intermediate tables would be shipped inside every
 /// plan there, so shared CTEs are left to the engine.
@@ -168,7 +178,7 @@ impl Lake {
     pub fn open(root: impl AsRef<Path>) -> Result<Lake> {
         let given = root.as_ref().to_path_buf();
         let loc = match given.to_str() {
-            Some(text) => location::Location::parse(text).map_err(|message| LakeError::NotALake { path: given.clone(), message: message.trim_start_matches(text).trim_start_matches(": ").to_string() })?,
+            Some(text) => location::Location::parse(text).map_err(|message| LakeError::NotALake { path: given.clone(), message })?,
             None => location::Location::Local(given.clone()),
         };
         let root = loc.display();
@@ -321,29 +331,37 @@ impl Lake {
     /// root is not a lake.
     pub async fn published_tables(&self) -> Result<Vec<(Table, deltalake::DeltaTable)>> {
         self.require_lake()?;
-        let snap = self.snapshot()?;
+        let published = self.published()?;
         let mut out = Vec::new();
         for t in Table::ALL {
-            if let Some(table) = self.published_table(t, snap.as_ref()).await? {
+            if let Some(table) = self.published_table(t, &published).await? {
                 out.push((t, table));
             }
         }
         Ok(out)
     }
 
-    /// One table as readers see it in `snap` (None: not in the snapshot, or
-    /// not created yet); at its latest version for a lake from before
-    /// snapshots (no `_lake/lake.json`). A lake with the marker and no
-    /// snapshot yet has published nothing: its first run is still writing,
-    /// or died, and none of what it committed is visible.
-    async fn published_table(&self, t: Table, snap: Option<&Snapshot>) -> Result<Option<deltalake::DeltaTable>> {
-        let version = match snap {
-            Some(s) => match s.tables.get(t.name()) {
+    /// What readers may see, read once per query: the newest snapshot; or,
+    /// without one, nothing (a lake with `_lake/lake.json` whose first run
+    /// is still writing, or died: none of what it committed is visible) or
+    /// every table at its latest version (a lake from before snapshots).
+    fn published(&self) -> Result<Published> {
+        Ok(match self.snapshot()? {
+            Some(s) => Published::At(s),
+            None if self.layout().has_marker() => Published::Nothing,
+            None => Published::Latest,
+        })
+    }
+
+    /// One table as readers see it (None: not published, or not created yet).
+    async fn published_table(&self, t: Table, published: &Published) -> Result<Option<deltalake::DeltaTable>> {
+        let version = match published {
+            Published::At(s) => match s.tables.get(t.name()) {
                 Some(v) => Some(*v),
                 None => return Ok(None),
             },
-            None if self.layout().has_marker() => return Ok(None),
-            None => None,
+            Published::Nothing => return Ok(None),
+            Published::Latest => None,
         };
         self.store().load(t, version).await.map_err(|e| self.lake_err(e))
     }
@@ -412,7 +430,7 @@ impl Lake {
         if !self.is_lake() {
             return Ok(vec![]);
         }
-        let Some(table) = self.published_table(t, self.snapshot()?.as_ref()).await? else { return Ok(vec![]) };
+        let Some(table) = self.published_table(t, &self.published()?).await? else { return Ok(vec![]) };
         let ctx = SessionContext::new();
         ctx.register_table(alias, table.table_provider().await.map_err(|e| self.lake_err(e))?).map_err(|e| self.lake_err(e))?;
         let df = ctx.sql(sql).await.map_err(|e| self.lake_err(e))?;

@@ -35,15 +35,16 @@ impl Location {
     /// Read `--lake` / `Lake(...)`: `s3://bucket/prefix`, `file:///path`, or
     /// a path. Another scheme (`gs://`, `http://`) is refused with the list
     /// of those supported, never taken for a relative folder named `gs:`.
+    /// Errors say what is wrong, not which text (the caller names it).
     pub fn parse(text: &str) -> Result<Location, String> {
         let Some((scheme, _)) = text.split_once("://") else { return Ok(Location::Local(PathBuf::from(text))) };
         let scheme = scheme.to_ascii_lowercase();
         if scheme == "file" {
-            let url = Url::parse(text).map_err(|e| format!("{text}: not a file URL: {e}"))?;
-            return url.to_file_path().map(Location::Local).map_err(|_| format!("{text}: not a local file URL"));
+            let url = Url::parse(text).map_err(|e| format!("not a file URL: {e}"))?;
+            return url.to_file_path().map(Location::Local).map_err(|_| "not a local file URL".to_string());
         }
         if !REMOTE_SCHEMES.contains(&scheme.as_str()) {
-            return Err(format!("{text}: lakes can live in a local folder, file://PATH or s3://BUCKET/PREFIX (any S3-compatible store through AWS_ENDPOINT_URL); {scheme}:// is not supported"));
+            return Err(format!("lakes can live in a local folder, file://PATH or s3://BUCKET/PREFIX (any S3-compatible store through AWS_ENDPOINT_URL); {scheme}:// is not supported"));
         }
         Remote::open(text).map(|r| Location::Remote(Arc::new(r)))
     }
@@ -102,12 +103,9 @@ fn describe(e: &ObjectStoreError) -> String {
         ObjectStoreError::PermissionDenied { path, .. } | ObjectStoreError::Unauthenticated { path, .. } => {
             format!("{path}: access denied; check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and the bucket's policy")
         }
-        other => {
-            let text = other.to_string();
-            // A generic error names the store and the cause; the first line
-            // is enough, and never holds a credential.
-            text.lines().next().unwrap_or("object store error").chars().take(300).collect()
-        }
+        // A generic error names the store and the cause; the first line
+        // is enough, and never holds a credential.
+        other => Some(first_line(&other.to_string())).filter(|l| !l.is_empty()).unwrap_or_else(|| "object store error".into()),
     }
 }
 
@@ -134,21 +132,16 @@ pub enum Put {
 impl Remote {
     fn open(text: &str) -> Result<Remote, String> {
         register_object_stores();
-        let mut url = Url::parse(text).map_err(|e| format!("{text}: not a URL: {e}"))?;
+        let mut url = Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(format!("{text}: no bucket; give s3://BUCKET/PREFIX"));
+            return Err("no bucket; give s3://BUCKET/PREFIX".to_string());
         }
         if !url.path().ends_with('/') {
             url.set_path(&format!("{}/", url.path()));
         }
         let no_options: [(String, String); 0] = [];
-        let store = deltalake::logstore::store_for(&url, no_options).map_err(|e| format!("{}: {}", url.as_str().trim_end_matches('/'), first_line(&e.to_string())))?;
+        let store = deltalake::logstore::store_for(&url, no_options).map_err(|e| first_line(&e.to_string()))?;
         Ok(Remote { url, store })
-    }
-
-    /// The lake's root URL (ends in `/`).
-    pub fn url(&self) -> &Url {
-        &self.url
     }
 
     /// The URL of a key under the root.
@@ -239,14 +232,6 @@ impl Remote {
         })
     }
 
-    /// Whether anything at all is stored under the root.
-    pub fn is_empty(&self) -> io::Result<bool> {
-        let store = self.store.clone();
-        self.run(async move {
-            let first = store.list(None).try_next().await.map_err(io_err)?;
-            Ok(first.is_none())
-        })
-    }
 }
 
 fn first_line(s: &str) -> String {
