@@ -8,6 +8,9 @@ no tool result shows). Every other version is clean.
 
 Run by an MCP client over stdio:
     python email_mcp_server.py --package-version 1.0.15 --smtp-port 2525
+or as a Streamable HTTP server (endpoint http://127.0.0.1:8931/mcp; with
+--stateless no sessions and plain JSON responses instead of SSE):
+    python email_mcp_server.py --package-version 1.0.15 --smtp-port 2525 --http 127.0.0.1:8931 [--stateless]
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from email.utils import formatdate, getaddresses
 from mcp.server.mcpserver import MCPServer
 
 import sdk_otel
+from loopback_http import parse_host_port
 
 MALICIOUS_VERSION = "1.0.16"
 ATTACKER = "phan@giftshop.club"
@@ -58,6 +62,7 @@ def build_server(version: str, smtp_host: str, smtp_port: int, default_sender: s
     return server
 
 
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--package-version", required=True)
@@ -66,13 +71,27 @@ def main() -> None:
     ap.add_argument("--default-sender", default="assistant@corp.example")
     ap.add_argument("--server-name", default="mail-relay-mcp")
     ap.add_argument("--server-info-version", default=None, help="serverInfo.version to report (default: the package version)")
+    ap.add_argument("--http", metavar="HOST:PORT", default=None,
+                    help="serve Streamable HTTP on HOST:PORT instead of stdio")
+    ap.add_argument("--path", default="/mcp", help="the Streamable HTTP endpoint path (default /mcp)")
+    ap.add_argument("--stateless", action="store_true",
+                    help="with --http: stateless server (no Mcp-Session-Id), JSON responses instead of SSE")
     a = ap.parse_args()
+    if a.stateless and not a.http:
+        ap.error("--stateless needs --http")
+    http = parse_host_port(ap, a.http) if a.http else None
     print("Initializing mail relay MCP server..", file=sys.stderr, flush=True)
     # With MCPF_OTEL_FILE set, the SDK's own SERVER spans go to that file, under
     # the server's name and package version as an operator would set them.
     telemetry = sdk_otel.export_from_env(a.server_name, a.package_version)
     try:
-        build_server(a.package_version, a.smtp_host, a.smtp_port, a.default_sender, a.server_name, a.server_info_version).run("stdio")
+        server = build_server(a.package_version, a.smtp_host, a.smtp_port, a.default_sender, a.server_name, a.server_info_version)
+        if http is None:
+            server.run("stdio")
+        else:
+            host, port = http
+            server.run("streamable-http", host=host, port=port, streamable_http_path=a.path,
+                       stateless_http=a.stateless, json_response=a.stateless)
     finally:
         if telemetry:
             telemetry.shutdown()

@@ -137,13 +137,17 @@ def background_mail(port: int, rng: random.Random, n: int) -> list[dict]:
     return sent
 
 
-def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, flavor: str = "relay", mta: str = "postfix") -> dict:
+def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, flavor: str = "relay", mta: str = "postfix",
+        recorder: str | None = None) -> dict:
     """flavor "relay": the server's serverInfo.version moves with the package;
     flavor "postmark": launched as `npx -y postmark-mcp@VERSION`, serverInfo
     stays "1.0.0" (as the real package), and a Postmark export is derived.
     mta "postfix" writes OUTDIR/postfix/mail.log; "exim" runs the mail through
     a real Exim instead (exim_lab.py) and writes OUTDIR/exim/mainlog;
-    "sendmail" through a real Sendmail (sendmail_lab.py), OUTDIR/sendmail/maillog."""
+    "sendmail" through a real Sendmail (sendmail_lab.py), OUTDIR/sendmail/maillog.
+    recorder: the path of an mcp-forensics binary: the agent launches its
+    server through `mcp-forensics record --out OUTDIR/record` instead of the
+    stdio tap (no Desktop log or wire/ file is written then)."""
     rng = random.Random(seed)
     outdir = Path(outdir)
     server_name = "postmark" if flavor == "postmark" else SERVER_NAME
@@ -154,6 +158,8 @@ def run(outdir: Path, benign: int, malicious: int, pace: float, seed: int = 7, f
     for f in (desktop, wire):
         f.unlink(missing_ok=True)
     tap_cmd = [sys.executable, str(HERE / "stdio_tap.py"), "--name", server_name, "--desktop-log", str(desktop), "--wire-log", str(wire)]
+    if recorder:
+        tap_cmd = [recorder, "record", "--out", str(outdir / "record"), "--server-name", server_name]
     work = Path(tempfile.mkdtemp(prefix=f"mcpf-{mta}-"))
     results: list = []
     if mta == "exim":

@@ -1,9 +1,10 @@
 """What the harness's local HTTP endpoints share (the scripted model
 endpoints and the OTLP receiver): a quiet request handler that answers
 JSON, and a threaded server on a free loopback port, run for the length of
-a `with` block."""
+a `with` block; and the HOST:PORT option of the harness's HTTP MCP servers."""
 from __future__ import annotations
 
+import argparse
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,3 +50,12 @@ class LoopbackServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def parse_host_port(ap: argparse.ArgumentParser, value: str) -> tuple[str, int]:
+    """`127.0.0.1:8931`, `localhost:8931` or `[::1]:8931` to (host, port)."""
+    host, sep, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        ap.error(f"--http wants HOST:PORT, got {value!r}")
+    return host, int(port)

@@ -7,8 +7,10 @@
 
 mod account;
 mod progress;
+mod record;
 mod stats;
 mod style;
+mod verify;
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -139,17 +141,25 @@ enum Command {
         #[arg(long, conflicts_with = "limit")]
         all: bool,
     },
-    /// Re-fingerprint every ingested raw log: report files rewritten, truncated or missing since ingest.
+    /// Check evidence: re-fingerprint every ingested raw log (--lake: files rewritten, truncated or missing since ingest) and follow the hash chains of traces `record` wrote (given as paths, and those the lake ingested): an edited, removed, reordered or cut record is named by file, line and record number.
     Verify {
-        #[arg(long)]
-        lake: PathBuf,
+        /// The lake whose sources to check.
+        #[arg(long, required_unless_present = "traces")]
+        lake: Option<PathBuf>,
         /// Folder that relative source paths are resolved from (default: the current one).
         #[arg(long)]
         base: Option<PathBuf>,
-        /// table or json.
+        /// A file holding the heads `record --checkpoint-cmd` anchored (lines with `mcpf-checkpoint chain=… seq=… head=…`, e.g. a syslog file): each must be in its chain, unchanged.
+        #[arg(long, value_name = "FILE")]
+        checkpoints: Option<PathBuf>,
+        /// table, json or jsonl.
         #[arg(long, default_value = "table")]
         format: OutputFormat,
+        /// Recorded traces: files or folders (their .jsonl files).
+        traces: Vec<PathBuf>,
     },
+    /// Record MCP traffic: a stdio proxy a client launches in place of its server (`record --out DIR -- npx -y postmark-mcp@1.0.15`), or a Streamable HTTP reverse proxy (`--listen 127.0.0.1:8931 --upstream https://…`). Bytes pass through unchanged; every message goes to a hash-chained JSONL wire log in DIR (see docs/recording.md).
+    Record(record::RecordArgs),
     /// Compact the small Parquet files scheduled ingests leave (delta-rs OPTIMIZE); rows are unchanged.
     Optimize {
         #[arg(long)]
@@ -739,48 +749,11 @@ fn run_command(command: Command, out: &mut dyn Write, flags: Flags) -> Result<Ex
                 output::write_batches(&mut out, &[batch], format)?;
             }
         }
-        Command::Verify { lake, base, format } => {
-            let lake = require_lake(&lake)?;
-            let checks = lake.verify(base.as_deref())?;
-            if checks.is_empty() {
-                return Err(UserError(format!("{}: the lake records no ingested sources", lake.root().display())));
-            }
-            let bad = checks.iter().filter(|c| !c.state.intact()).count();
-            match format {
-                OutputFormat::Json | OutputFormat::Jsonl => {
-                    let rows: Vec<serde_json::Value> = checks
-                        .iter()
-                        .map(|c| {
-                            serde_json::json!({
-                                "state": c.state.name(), "intact": c.state.intact(), "source_file": c.source_file,
-                                "checked_path": c.checked_path.display().to_string(), "recorded_size": c.recorded_size,
-                                "recorded_sha256": c.recorded_sha256, "ingested_at": mcpf_formats::time::to_rfc3339(c.ingested_at_us),
-                                "note": c.state.note(),
-                            })
-                        })
-                        .collect();
-                    if format == OutputFormat::Json {
-                        serde_json::to_writer_pretty(&mut out, &rows)?;
-                        writeln!(out)?;
-                    } else {
-                        for r in rows {
-                            serde_json::to_writer(&mut out, &r)?;
-                            writeln!(out)?;
-                        }
-                    }
-                }
-                OutputFormat::Table => {
-                    for c in &checks {
-                        writeln!(out, "{:<10} {}  ({} bytes at ingest, sha256 {}…) {}", c.state.name().to_uppercase(), output::terminal_safe(&c.checked_path.display().to_string()), c.recorded_size, &c.recorded_sha256[..c.recorded_sha256.len().min(12)], c.state.note())?;
-                    }
-                    writeln!(out, "{} source(s): {} intact, {} not", checks.len(), checks.len() - bad, bad)?;
-                }
-                other => return Err(UserError(format!("verify prints table, json or jsonl, not {other:?}"))),
-            }
-            if bad > 0 {
-                return Ok(ExitCode::from(1));
-            }
+        Command::Verify { lake, base, checkpoints, format, traces } => {
+            let lake = lake.as_deref().map(require_lake).transpose()?;
+            return verify::command(out, lake.as_ref(), base.as_deref(), checkpoints.as_deref(), format, &traces);
         }
+        Command::Record(_) => return Err(UserError("record runs before the output is opened".into())),
         Command::Sql { lake, format, params, lists, limit, all, query } => return sql_command(out, &lake, format, &params, lists.as_deref(), limit, all, &query),
         Command::Optimize { lake, sort_by_time, target_mib, format } => {
             let lake = require_lake(&lake)?;
@@ -946,6 +919,11 @@ fn sql_param(key: &str, v: &str) -> Result<(String, datafusion::scalar::ScalarVa
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let color = cli.color.stderr();
+    // The recorder owns stdin and stdout (they are the MCP connection), so
+    // it runs before anything takes the output.
+    if let Command::Record(args) = cli.command {
+        return record::run(args, color);
+    }
     match run(cli) {
         Ok(code) => code,
         Err(UserError(msg)) if msg == BROKEN_PIPE => ExitCode::SUCCESS,

@@ -10,9 +10,16 @@
 //! message exactly as sent. `session` and `host` are optional; without
 //! `session`, sessions are inferred from `initialize` as for other traces.
 //! Lines with the literal key `"truncated": true` keep their row, marked.
+//!
+//! `mcp-forensics record` writes this format with more members (see
+//! `docs/recording.md`): `pid`, `http`, `redacted`, the hash chain
+//! (`chain`, [`crate::chain`]), and lifecycle records with `event` instead of
+//! `direction` (`start` carries the launch command: a new session).
+//! Ingest follows the chain and records its state per source.
 
 use serde_json::Value;
 
+use crate::chain::{ChainChecker, ChainState};
 use crate::collect::LineOutcome;
 use crate::mcp::{Body, Direction, McpEvent, McpEventKind};
 use crate::time::parse_rfc3339;
@@ -23,6 +30,9 @@ use crate::{Emit, Format, Line, Parser, SourceInfo};
 /// other values, and mention `message` inside their payloads).
 pub fn looks_like(line: &str) -> bool {
     let t = line.trim_start();
+    if looks_like_recorder_event(t) {
+        return true;
+    }
     if !t.starts_with('{') || !t.contains("\"message\"") {
         return false;
     }
@@ -33,11 +43,87 @@ pub fn looks_like(line: &str) -> bool {
     rest.starts_with("\"client_to_server\"") || rest.starts_with("\"server_to_client\"")
 }
 
-pub struct JsonRpcJsonlParser;
+/// A lifecycle record of `mcp-forensics record` (`start`, `exit`, `stderr`,
+/// `rotate`, `close` ...): an `event` and the recorder's chain.
+fn looks_like_recorder_event(t: &str) -> bool {
+    t.starts_with("{\"ts\":") && t.contains(",\"event\":\"") && t.contains(",\"chain\":{\"id\":\"")
+}
+
+/// The wire-log parser. It follows the hash chain of recorded traces (see
+/// [`crate::chain`]) alongside the messages.
+pub struct JsonRpcJsonlParser {
+    chain: ChainChecker,
+    /// A line that was not a record, judged when it is known whether it was
+    /// the last one (a cut tail) or not (damage inside the file).
+    damaged: Option<(u64, String)>,
+    chained: bool,
+}
 
 impl JsonRpcJsonlParser {
     pub fn new(_info: &SourceInfo) -> Self {
-        JsonRpcJsonlParser
+        JsonRpcJsonlParser { chain: ChainChecker::new(), damaged: None, chained: false }
+    }
+
+    fn follow_chain(&mut self, line: &Line<'_>, record: Option<&Value>) {
+        if let Some((at, why)) = self.damaged.take() {
+            self.chain.damaged(at, false, &why);
+        }
+        match record {
+            Some(v) if v.get("chain").is_some() || self.chained => {
+                self.chained = true;
+                self.chain.record(line.pos.line, line.bytes, v);
+            }
+            Some(_) => {}
+            None if self.chained => self.damaged = Some((line.pos.line, "not a JSON object".into())),
+            None => {}
+        }
+    }
+
+    /// A recorder lifecycle record: `start` opens a session with its launch
+    /// command; the others are accounted as skipped, by kind.
+    fn recorder_event(&mut self, line: &Line<'_>, v: &Value, event: &str, out: &mut dyn Emit) {
+        let ts = v.get("ts").and_then(ts_of);
+        let server = v.get("server").and_then(Value::as_str).filter(|s| !s.is_empty());
+        match (event, ts, server) {
+            ("start", Some(ts), Some(server)) => {
+                let argv: Vec<String> = v.get("command").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
+                out.mcp(wire_event(line, v, ts, server, McpEventKind::Launch { command: argv.first().cloned(), args: argv.get(1..).map(<[String]>::to_vec).unwrap_or_default() }));
+                out.account(&line.pos, 1, LineOutcome::Parsed);
+            }
+            ("start", _, _) => out.reject(&line.pos, 1, "jsonrpc_jsonl: recorder start record without ts or server".into(), line.bytes, ts),
+            _ => out.account(&line.pos, 1, LineOutcome::Skipped(skip_reason(event))),
+        }
+    }
+
+    /// The chain as this source showed it (None: not a recorded trace).
+    pub fn chain_state(&self) -> Option<&ChainState> {
+        self.chained.then(|| self.chain.state())
+    }
+}
+
+/// An event of a wire-log line: its time, server and the optional `host`
+/// and `session` members.
+fn wire_event(line: &Line<'_>, v: &Value, ts: i64, server: &str, kind: McpEventKind) -> McpEvent {
+    McpEvent {
+        ts,
+        pos: line.pos.clone(),
+        host: v.get("host").and_then(Value::as_str).map(str::to_string),
+        server_name: server.to_string(),
+        session_hint: v.get("session").and_then(Value::as_str).map(str::to_string),
+        kind,
+        host_context: Default::default(),
+    }
+}
+
+fn skip_reason(event: &str) -> &'static str {
+    match event {
+        "stderr" => "recorder: server stderr line",
+        "exit" => "recorder: server exit",
+        "package" => "recorder: resolved package",
+        "rotate" | "close" | "checkpoint" => "recorder: chain bookkeeping (rotate, close, checkpoint)",
+        "lost" => "recorder: records it could not write (see the record)",
+        "http" => "recorder: HTTP exchange without a JSON-RPC message",
+        _ => "recorder: other lifecycle record",
     }
 }
 
@@ -55,7 +141,17 @@ impl Parser for JsonRpcJsonlParser {
     }
 
     fn line(&mut self, line: &Line<'_>, out: &mut dyn Emit) {
-        let Some(v) = crate::jsondoc::object_line(line, "jsonrpc_jsonl", "{\"ts\",\"direction\",\"server\",\"message\"}", out) else { return };
+        let parsed = crate::jsondoc::object_line(line, "jsonrpc_jsonl", "{\"ts\",\"direction\",\"server\",\"message\"}", out);
+        let blank = line.bytes.iter().all(u8::is_ascii_whitespace);
+        if !blank {
+            self.follow_chain(line, parsed.as_ref());
+        }
+        let Some(v) = parsed else { return };
+        if let Some(event) = v.get("event").and_then(Value::as_str).filter(|_| v.get("direction").is_none()) {
+            let event = event.to_string();
+            self.recorder_event(line, &v, &event, out);
+            return;
+        }
         let missing = |field: &str, what: &str| format!("jsonrpc_jsonl: field \"{field}\" missing or invalid; expected {what}");
         let Some(ts) = v.get("ts").and_then(ts_of) else {
             out.reject(&line.pos, 1, missing("ts", "an RFC 3339 string or epoch seconds"), line.bytes, None);
@@ -83,22 +179,30 @@ impl Parser for JsonRpcJsonlParser {
                 m
             }
             _ => {
-                out.reject(&line.pos, 1, missing("message", "the JSON-RPC message object"), line.bytes, Some(ts));
+                // The recorder keeps what it could not embed as `raw` and says why.
+                let reason = match (v.get("invalid").and_then(Value::as_str), v.get("size").and_then(Value::as_u64)) {
+                    (Some(why), _) => format!("jsonrpc_jsonl: the recorder saw a line that is not a JSON-RPC message ({why}); it is kept as sent in raw"),
+                    (None, Some(size)) if v.get("truncated").and_then(Value::as_bool) == Some(true) => {
+                        format!("jsonrpc_jsonl: a {size}-byte message the recorder kept only the head of (raw) with its sha256")
+                    }
+                    _ => missing("message", "the JSON-RPC message object"),
+                };
+                out.reject(&line.pos, 1, reason, line.bytes, Some(ts));
                 return;
             }
         };
         let truncated = v.get("truncated").and_then(Value::as_bool).unwrap_or(false);
-        out.mcp(McpEvent {
-            ts,
-            pos: line.pos.clone(),
-            host: v.get("host").and_then(Value::as_str).map(str::to_string),
-            server_name: server.to_string(),
-            session_hint: v.get("session").and_then(Value::as_str).map(str::to_string),
-            kind: McpEventKind::Message { direction, body: Body::Json(message), truncated },
-            host_context: Default::default(),
-        });
+        out.mcp(wire_event(line, &v, ts, server, McpEventKind::Message { direction, body: Body::Json(message), truncated }));
         out.account(&line.pos, 1, LineOutcome::Parsed);
     }
 
-    fn finish(&mut self, _out: &mut dyn Emit) {}
+    fn finish(&mut self, _out: &mut dyn Emit) {
+        if let Some((at, why)) = self.damaged.take() {
+            self.chain.damaged(at, true, &why);
+        }
+    }
+
+    fn chain_state(&self) -> Option<serde_json::Value> {
+        JsonRpcJsonlParser::chain_state(self).map(ChainState::to_json)
+    }
 }

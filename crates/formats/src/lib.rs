@@ -15,6 +15,7 @@
 
 pub mod address;
 pub mod agents;
+pub mod chain;
 pub mod claude_desktop;
 pub mod client_config;
 pub mod collect;
@@ -126,6 +127,11 @@ pub trait Parser {
     }
     /// Start from the state the previous file of the set ended with.
     fn carry_in(&mut self, _state: &serde_json::Value) {}
+    /// The hash chain of a recorded trace as this source showed it (see
+    /// [`chain`]), for `_ingest_log.chain_json`. None: the source has none.
+    fn chain_state(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// What reading one source gave: its line accounting, and the read error
@@ -139,6 +145,8 @@ pub struct ParseOutcome {
     pub error: Option<std::io::Error>,
     /// The parser's state at the end, for the next file of the rotated set.
     pub carry: Option<serde_json::Value>,
+    /// The hash chain of a recorded trace, as [`Parser::chain_state`] saw it.
+    pub chain: Option<serde_json::Value>,
 }
 
 /// Parse one whole file with `format`, writing rows to `sink`; a read error
@@ -204,7 +212,8 @@ pub fn parse_reader(
         }
     }
     let carry = parser.carry_out();
-    ParseOutcome { stats: collector.finish(), error, carry }
+    let chain = parser.chain_state();
+    ParseOutcome { stats: collector.finish(), error, carry, chain }
 }
 
 /// Build the parser for a format.

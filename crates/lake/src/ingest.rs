@@ -382,7 +382,7 @@ impl SourceRun<'_> {
             p.start_source(&path_str);
         }
         let failed = |this: &Self, sink: &mut LakeSink<'_>, error: String| -> Result<SourceReport> {
-            let report = SourceReport { path: path.clone(), format: None, action: SourceAction::Failed, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: Some(error), note: None, held_back: 0 };
+            let report = SourceReport { path: path.clone(), format: None, action: SourceAction::Failed, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: Some(error), note: None, held_back: 0, chain: None };
             this.log_source(sink, &path_str, group, &report, None, 0, (None, None))?;
             Ok(report)
         };
@@ -417,7 +417,7 @@ impl SourceRun<'_> {
                     self.carry.insert(group.to_string(), c);
                 }
             }
-            return Ok(SourceReport { path, format, action: SourceAction::AlreadyIngested, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: None, note: None, held_back: 0 });
+            return Ok(SourceReport { path, format, action: SourceAction::AlreadyIngested, stats: SourceStats::default(), bytes: 0, duration_ms: 0.0, error: None, note: None, held_back: 0, chain: None });
         }
         self.ingested_now.insert(content.raw_sha.clone());
         self.ingested_now.insert(content.sha.clone());
@@ -440,7 +440,7 @@ impl SourceRun<'_> {
             self.lake.carry_of_group(group, self.forced)?
         };
         let info = SourceInfo { year_hint: self.opts.year, zone: self.opts.zone, continues, carry_in: carry_in.clone(), ..SourceInfo::new(&path_str, opened.mtime_unix) };
-        let (stats, error, carry_out) = self.parse(&opened, format, &info, resume_from, sink);
+        let ParsedSource { stats, error, carry: carry_out, chain } = self.parse(&opened, format, &info, resume_from, sink);
         match &carry_out {
             Some(c) => {
                 self.carry.insert(group.to_string(), c.clone());
@@ -460,7 +460,7 @@ impl SourceRun<'_> {
         let note = format_doubt(format, &stats, &head).or_else(|| {
             (held_back > 0).then(|| format!("the last {held_back} bytes are a line still being written (no newline yet, the file changed within {LIVE_WINDOW_S} s); the next ingest reads it"))
         });
-        let report = SourceReport { path, format, action, stats, bytes, duration_ms: t0.elapsed().as_secs_f64() * 1000.0, error, note, held_back };
+        let report = SourceReport { path, format, action, stats, bytes, duration_ms: t0.elapsed().as_secs_f64() * 1000.0, error, note, held_back, chain };
         let prefix = resumed.map(|r| r.1);
         let carry_texts = (carry_in.map(|c| c.to_string()), carry_out.map(|c| c.to_string()));
         self.log_source(sink, &path_str, group, &report, Some((&content, opened.size, prefix.as_deref())), resume_from, carry_texts)?;
@@ -469,15 +469,16 @@ impl SourceRun<'_> {
 
     /// Parse exactly the fingerprinted bytes; a read error ends the source
     /// with what was read before it.
-    fn parse(&self, opened: &Opened, format: Option<Format>, info: &SourceInfo, resume_from: u64, sink: &mut LakeSink<'_>) -> (SourceStats, Option<String>, Option<serde_json::Value>) {
+    fn parse(&self, opened: &Opened, format: Option<Format>, info: &SourceInfo, resume_from: u64, sink: &mut LakeSink<'_>) -> ParsedSource {
+        let unreadable = |e: std::io::Error| ParsedSource { error: Some(format!("cannot read: {e}")), ..Default::default() };
         let raw: Box<dyn Read + Send + '_> = match (exact_bytes(&opened.file, opened.size), &self.opts.progress) {
             (Ok(r), Some(p)) => Box::new(CountingRead { inner: r, bytes: &p.bytes_done }),
             (Ok(r), None) => Box::new(r),
-            (Err(e), _) => return (SourceStats::default(), Some(format!("cannot read: {e}")), None),
+            (Err(e), _) => return unreadable(e),
         };
         let (reader, _) = match decompressed(raw) {
             Ok(r) => r,
-            Err(e) => return (SourceStats::default(), Some(format!("cannot read: {e}")), None),
+            Err(e) => return unreadable(e),
         };
         // Lines of every source count for progress, recognized or not.
         let reader: Box<dyn std::io::BufRead + '_> = match &self.opts.progress {
@@ -488,11 +489,11 @@ impl SourceRun<'_> {
             Some(f) => {
                 let prov = Provenance { format: f, file: info.path.clone(), ingest_id: self.run_id.clone() };
                 let out = mcpf_formats::parse_reader(reader, f, info, prov, resume_from, sink, self.opts.stop.as_deref());
-                (out.stats, out.error.map(|e| e.to_string()), out.carry)
+                ParsedSource { stats: out.stats, error: out.error.map(|e| e.to_string()), carry: out.carry, chain: out.chain }
             }
             None => {
                 let (stats, error) = count_unrecognized(reader, resume_from, self.opts.stop.as_deref());
-                (stats, error, None)
+                ParsedSource { stats, error, ..Default::default() }
             }
         }
     }
@@ -510,6 +511,7 @@ impl SourceRun<'_> {
         let (sha, size, prefix) = content.map(|(c, size, prefix)| (c.raw_sha.as_str(), size, prefix)).unwrap_or(("", 0, None));
         let (content_sha, content_size) = content.map(|(c, _, _)| (Some(c.sha.as_str()), Some(c.size as i64))).unwrap_or((None, None));
         let fmt_name = r.format.map(|f| f.name()).unwrap_or("unrecognized");
+        let chain_json = r.chain.as_ref().map(|c| c.to_string());
         let n = |v: u64| Val::Int(Some(v as i64));
         let mut row = NamedRow::new(Table::IngestLog);
         row.set("ts", Val::Ts(Some(now)))
@@ -533,6 +535,7 @@ impl SourceRun<'_> {
             .set("rotation_group", Val::Str(Some(group)))
             .set("carry_in_json", Val::Str(carry.0.as_deref()))
             .set("carry_out_json", Val::Str(carry.1.as_deref()))
+            .set("chain_json", Val::Str(chain_json.as_deref()))
             .set("stamp_zone", Val::Str(zone.as_deref()))
             .set("held_back_bytes", n(r.held_back))
             .set("source_format", Val::Str(Some(fmt_name)))
@@ -714,4 +717,14 @@ fn forced_paths(inputs: &[Input], history: &History) -> Vec<String> {
         }
     }
     out
+}
+
+/// What parsing one source gave (see [`mcpf_formats::ParseOutcome`]), with
+/// a read error as text.
+#[derive(Default)]
+struct ParsedSource {
+    stats: SourceStats,
+    error: Option<String>,
+    carry: Option<serde_json::Value>,
+    chain: Option<serde_json::Value>,
 }

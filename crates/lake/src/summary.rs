@@ -44,6 +44,9 @@ pub struct SourceReport {
     /// written (no newline). The next ingest reads them once the line is
     /// complete.
     pub held_back: u64,
+    /// The hash chain of a trace `record` wrote, as read
+    /// ([`mcpf_formats::chain::ChainState::to_json`]); None: not a recorded trace.
+    pub chain: Option<serde_json::Value>,
 }
 
 impl SourceReport {
@@ -145,6 +148,11 @@ impl IngestSummary {
                 let kept = if src.action == SourceAction::Failed { "nothing read".to_string() } else { format!("{} lines before the error kept", src.stats.lines) };
                 let _ = writeln!(out, "  {}: {} ({kept})", printable_path(&src.path), src.error.as_deref().unwrap_or(""));
             }
+        }
+        for src in s.sources.iter() {
+            let Some(chain) = src.chain.as_ref().filter(|c| c["state"] == "broken") else { continue };
+            let first = chain["first_problem"].as_str().unwrap_or("");
+            let _ = writeln!(out, "warning: {}: the recorder's hash chain is BROKEN ({} problem(s); first at {first}); the rows are kept: run mcp-forensics verify on the file for every position", printable_path(&src.path), chain["problems"]);
         }
         for src in s.sources.iter().filter(|x| x.format.is_some() && x.note.is_some()) {
             let _ = writeln!(out, "warning: {}: {}", printable_path(&src.path), src.note.as_deref().unwrap_or(""));

@@ -395,6 +395,7 @@ impl Table {
                 col("rotation_group", Utf8, false, "The rotated set the file belongs to: its folder and base name (mail.log.2.gz -> DIR/mail.log)."),
                 col("carry_in_json", Utf8, true, "MTA correlation state the file was read with (open messages from the previous file of its set); NULL when none."),
                 col("carry_out_json", Utf8, true, "MTA correlation state at the file's end, for the next file of its set (bounded: messages seen in the last 7 days, at most 50,000)."),
+                col("chain_json", Utf8, true, "For a trace mcp-forensics record wrote: its hash chain as ingest read it, JSON {state: intact|open|broken, chain, first_seq, last_seq, head, records, ended_with, problems, first_problem}. NULL: not a recorded trace, or written by an older release."),
                 col("held_back_bytes", Int64, true, "Bytes after source_size not read yet: a live log's last line still being written (no newline). The next ingest reads them from source_size. NULL: written by an older release."),
                 col("content_sha256", Utf8, true, "sha256 of the content the parsers read: the decompressed bytes of a .gz/.zst file (the raw bytes when they cannot be decompressed to their end), source_sha256 for a plain file. A log that logrotate compressed (mail.log.1 -> mail.log.2.gz) has the content it had and is not read twice. NULL: written by an older release (the content is source_sha256)."),
                 col("content_size", Int64, true, "Bytes of that content; NULL: written by an older release (source_size)."),

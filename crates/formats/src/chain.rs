@@ -1,0 +1,324 @@
+//! The hash chain of a trace `mcp-forensics record` wrote.
+//!
+//! Every record (one JSON line) ends with
+//! `"chain":{"id":"<recorder run>","seq":N,"prev":"<sha256 hex>"}`: `seq`
+//! counts the run's records from 0 across all its files, and `prev` is the
+//! SHA-256 of the previous record's line exactly as written (without its
+//! newline; [`GENESIS`] for record 0). A file that rotates ends with a
+//! `rotate` record naming the next file, whose first record links to it; a
+//! run that ends cleanly writes a `close` record last. So an edited byte
+//! breaks the next record's link, a removed record leaves a gap in `seq` and
+//! a broken link, reordered records break both, a cut line does not parse,
+//! and records cut off at the end leave the chain without its `close`.
+//!
+//! [`ChainChecker`] follows one file (or a run's files in order) line by line
+//! in bounded memory; ingest records its [`ChainState`] per source and
+//! `verify` reports its problems with their positions.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// `prev` of a run's first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The SHA-256 of a record line (without its newline), as lowercase hex.
+pub fn record_hash(line: &[u8]) -> String {
+    hex(&Sha256::digest(line))
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+/// The `chain` member of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub id: String,
+    pub seq: u64,
+    pub prev: String,
+}
+
+impl Link {
+    /// The `chain` member of a parsed record, if it has a well-formed one.
+    pub fn of(record: &Value) -> Option<Link> {
+        let c = record.get("chain")?;
+        let id = c.get("id")?.as_str()?;
+        let prev = c.get("prev")?.as_str()?;
+        let well_formed = !id.is_empty() && id.len() <= 64 && prev.len() == 64 && prev.bytes().all(|b| b.is_ascii_hexdigit());
+        well_formed.then(|| Link { id: id.to_string(), seq: c.get("seq").and_then(Value::as_u64).unwrap_or(u64::MAX), prev: prev.to_string() })
+            .filter(|l| l.seq != u64::MAX)
+    }
+}
+
+/// One thing wrong with a chain, at a line of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line of the file the problem was found at.
+    pub line: u64,
+    /// The record's `seq` where it has one.
+    pub seq: Option<u64>,
+    /// `edited`, `missing`, `reordered`, `truncated`, `unchained`, `open_end`,
+    /// `start_missing`, `other_chain`.
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// What a checker saw, for `_ingest_log.chain_json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChainState {
+    pub id: Option<String>,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// Hash of the last record read: what a checkpoint of this point anchors.
+    pub head: Option<String>,
+    pub records: u64,
+    /// The last record was a `close` (the run ended cleanly) or `rotate` (its next file follows).
+    pub ended: Option<String>,
+    pub problems: u64,
+    pub first_problem: Option<String>,
+}
+
+impl ChainState {
+    /// `intact`, `broken` or `open` (no problem, but no closing record yet).
+    pub fn verdict(&self) -> &'static str {
+        if self.problems > 0 {
+            "broken"
+        } else if self.ended.is_some() {
+            "intact"
+        } else {
+            "open"
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "state": self.verdict(), "chain": self.id, "first_seq": self.first_seq, "last_seq": self.last_seq,
+            "head": self.head, "records": self.records, "ended_with": self.ended,
+            "problems": self.problems, "first_problem": self.first_problem,
+        })
+    }
+}
+
+/// Follows records in order and reports every break of the chain.
+#[derive(Debug, Default)]
+pub struct ChainChecker {
+    state: ChainState,
+    /// Hash, seq and line of the last chained record, for the next link
+    /// (cleared after a damaged line: that is reported once).
+    last: Option<(String, u64, u64)>,
+    /// Hash and seq of the last whole record read (the head).
+    good: Option<(String, u64)>,
+    /// The previous record was a `close` (nothing may follow in the run) .
+    closed_at: Option<u64>,
+    problems: Vec<Problem>,
+    /// Problems kept for the report (all are counted).
+    keep: usize,
+}
+
+/// At most this many problems are kept per checker (all are counted).
+const KEPT_PROBLEMS: usize = 1000;
+
+impl ChainChecker {
+    pub fn new() -> Self {
+        ChainChecker { keep: KEPT_PROBLEMS, ..Default::default() }
+    }
+
+    /// Continue from where a previous file of the same run ended: its last
+    /// record's hash and seq.
+    pub fn continue_from(&mut self, id: &str, head: &str, seq: u64) {
+        self.state.id = Some(id.to_string());
+        self.last = Some((head.to_string(), seq, 0));
+        self.good = Some((head.to_string(), seq));
+    }
+
+    fn problem(&mut self, line: u64, seq: Option<u64>, kind: &'static str, detail: String) {
+        self.state.problems += 1;
+        if self.state.first_problem.is_none() {
+            self.state.first_problem = Some(format!("line {line}: {kind}: {detail}"));
+        }
+        if self.problems.len() < self.keep {
+            self.problems.push(Problem { line, seq, kind, detail });
+        }
+    }
+
+    /// A line that is not a record at all (cut, not JSON): a truncated or
+    /// damaged record. `at_end` says whether it was the file's last line
+    /// and ended without a newline.
+    pub fn damaged(&mut self, line: u64, at_end: bool, why: &str) {
+        let kind = if at_end { "truncated" } else { "edited" };
+        self.problem(line, None, kind, format!("not a complete record ({why})"));
+        // The next record's link is judged against the last good record:
+        // a cut line is reported once, not again as a broken link.
+        self.last = None;
+    }
+
+    /// One record line (`bytes` without its newline) and its parsed value.
+    pub fn record(&mut self, line: u64, bytes: &[u8], record: &Value) {
+        let hash = record_hash(bytes);
+        let Some(link) = Link::of(record) else {
+            self.problem(line, None, "unchained", "a record without a well-formed chain member".into());
+            self.last = None;
+            return;
+        };
+        match &self.state.id {
+            None => self.state.id = Some(link.id.clone()),
+            Some(id) if *id != link.id => {
+                self.problem(line, Some(link.seq), "other_chain", format!("record of recorder run {} inside run {id}'s file", link.id));
+                return;
+            }
+            _ => {}
+        }
+        if let Some(at) = self.closed_at.take() {
+            self.problem(line, Some(link.seq), "reordered", format!("record after the run's close record (seq {at})"));
+        }
+        match self.last.take() {
+            None if self.state.records == 0 && self.state.first_seq.is_none() => {
+                if link.seq == 0 && link.prev != GENESIS {
+                    self.problem(line, Some(0), "edited", "record 0 does not start from the genesis hash".into());
+                } else if link.seq != 0 {
+                    // A later file of a run: its link is checked against the
+                    // previous file by `verify`, which reads them in order.
+                    self.state.first_seq = Some(link.seq);
+                }
+            }
+            None => {}
+            Some((prev_hash, prev_seq, prev_line)) => self.check_link(line, &link, &prev_hash, prev_seq, prev_line),
+        }
+        self.state.first_seq.get_or_insert(link.seq);
+        self.state.last_seq = Some(link.seq);
+        self.state.records += 1;
+        self.state.ended = match record.get("event").and_then(Value::as_str) {
+            Some(e @ ("close" | "rotate")) => Some(e.to_string()),
+            _ => None,
+        };
+        if self.state.ended.as_deref() == Some("close") {
+            self.closed_at = Some(link.seq);
+        }
+        self.state.head = Some(hash.clone());
+        self.good = Some((hash.clone(), link.seq));
+        self.last = Some((hash, link.seq, line));
+    }
+
+    /// `prev_line` is 0 when the previous record is in the previous file.
+    fn check_link(&mut self, line: u64, link: &Link, prev_hash: &str, prev_seq: u64, prev_line: u64) {
+        let expected = prev_seq.saturating_add(1);
+        if link.seq == expected {
+            if link.prev != prev_hash {
+                let (at, where_) = if prev_line > 0 { (prev_line, String::new()) } else { (line, " (the previous file's last record)".to_string()) };
+                self.problem(at, Some(prev_seq), "edited", format!("record {prev_seq}{where_} was changed after it was written: record {} (line {line}) links to a different hash", link.seq));
+            }
+        } else if link.seq > expected {
+            let n = link.seq - expected;
+            let range = if n == 1 { format!("record {expected} is") } else { format!("records {expected}..{} are", link.seq - 1) };
+            self.problem(line, Some(link.seq), "missing", format!("{range} missing before this line ({n} removed)"));
+        } else {
+            self.problem(line, Some(link.seq), "reordered", format!("record {} follows record {prev_seq}: records were reordered or repeated", link.seq));
+        }
+    }
+
+    /// The end of the input: a chain without `close` or `rotate` last is
+    /// open (the recorder is still running, was killed, or the tail was cut).
+    pub fn state(&self) -> &ChainState {
+        &self.state
+    }
+
+    /// Hash and seq of the last whole record (to continue into the next file).
+    pub fn head(&self) -> Option<(&str, u64)> {
+        self.good.as_ref().map(|(h, s)| (h.as_str(), *s))
+    }
+
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<String> {
+        let mut prev = GENESIS.to_string();
+        let mut out = Vec::new();
+        for seq in 0..n {
+            let event = if seq + 1 == n { r#","event":"close""# } else { "" };
+            let line = format!(r#"{{"ts":"2026-12-01T00:00:0{seq}Z"{event},"chain":{{"id":"run1","seq":{seq},"prev":"{prev}"}}}}"#);
+            prev = record_hash(line.as_bytes());
+            out.push(line);
+        }
+        out
+    }
+
+    fn check(lines: &[String]) -> ChainChecker {
+        let mut c = ChainChecker::new();
+        for (i, l) in lines.iter().enumerate() {
+            match serde_json::from_str::<Value>(l) {
+                Ok(v) => c.record(i as u64 + 1, l.as_bytes(), &v),
+                Err(e) => c.damaged(i as u64 + 1, i + 1 == lines.len(), &e.to_string()),
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn an_untouched_chain_is_intact() {
+        let c = check(&chain(5));
+        assert_eq!(c.state().verdict(), "intact");
+        assert_eq!(c.state().records, 5);
+        assert_eq!(c.state().last_seq, Some(4));
+    }
+
+    #[test]
+    fn an_edited_byte_is_reported_at_the_next_record() {
+        let mut l = chain(5);
+        l[2] = l[2].replace("00:00:02", "00:00:09");
+        let c = check(&l);
+        assert_eq!(c.problems().len(), 1);
+        assert_eq!((c.problems()[0].kind, c.problems()[0].line, c.problems()[0].seq), ("edited", 3, Some(2)));
+        assert!(c.problems()[0].detail.contains("record 3 (line 4)"), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn a_removed_record_is_a_gap() {
+        let mut l = chain(5);
+        l.remove(1);
+        let c = check(&l);
+        assert_eq!(c.problems()[0].kind, "missing");
+        assert!(c.problems()[0].detail.contains("record 1 is missing"), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn reordered_records_are_reported() {
+        let mut l = chain(5);
+        l.swap(1, 2);
+        let c = check(&l);
+        assert!(c.problems().iter().any(|p| p.kind == "reordered"), "{:?}", c.problems());
+    }
+
+    #[test]
+    fn a_cut_tail_is_truncated_or_open() {
+        let mut l = chain(5);
+        let cut = l[4].len() / 2;
+        l[4].truncate(cut);
+        let c = check(&l);
+        assert_eq!(c.problems()[0].kind, "truncated");
+        assert_eq!(c.problems()[0].line, 5);
+        let l = chain(5)[..3].to_vec();
+        let c = check(&l);
+        assert_eq!(c.state().verdict(), "open");
+    }
+
+    #[test]
+    fn a_record_without_chain_is_unchained() {
+        let mut l = chain(3);
+        l.insert(1, r#"{"ts":"2026-12-01T00:00:00Z"}"#.into());
+        let c = check(&l);
+        assert_eq!(c.problems()[0].kind, "unchained");
+    }
+}
