@@ -36,7 +36,7 @@ pub struct RecordArgs {
     /// Records the writer may be behind by without --sync; a full queue makes the proxy wait for the disk.
     #[arg(long, default_value_t = 4096, value_name = "N")]
     queue: usize,
-    /// Start a new file (chained to the last) once a file reaches this size: bytes, or with K, M or G (1024-based).
+    /// Start a new file (chained to the last) once a file reaches this size: bytes, or a whole number with K, M or G (1024-based); at least 1K.
     #[arg(long, default_value = "64M", value_name = "SIZE", value_parser = parse_size)]
     rotate_size: u64,
     /// Start a new file after this many minutes.
@@ -45,8 +45,8 @@ pub struct RecordArgs {
     /// Shell command run with each finished file's chain head on stdin (`mcpf-checkpoint chain=… seq=… head=… file=…`): sign it, log it elsewhere (`logger -t mcpf`); verify --checkpoints checks those heads.
     #[arg(long, value_name = "CMD")]
     checkpoint_cmd: Option<String>,
-    /// The server's command and arguments (stdio), after --.
-    #[arg(last = true, value_name = "COMMAND")]
+    /// The server's command and its arguments (stdio), best after -- (everything from the first word on is the server's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -57,17 +57,17 @@ fn parse_size(s: &str) -> Result<u64, String> {
         Some((i, _)) => t.split_at(i),
         None => (t, ""),
     };
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?}: expected a size such as 4096, 512K, 64M or 1G"))?;
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?}: expected a whole number with an optional unit, such as 4096, 512K, 64M or 1G"))?;
     let mult = match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
         "" => 1,
         "K" => 1 << 10,
         "M" => 1 << 20,
         "G" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?}; use K, M or G")),
+        _ => return Err(format!("{s:?}: expected a whole number with an optional unit, such as 4096, 512K, 64M or 1G")),
     };
     let size = n.checked_mul(mult).ok_or_else(|| format!("{s:?}: too large"))?;
     if size < 1024 {
-        return Err(format!("{s:?}: at least 1K, so a file holds a record"));
+        return Err(format!("{s:?}: give at least 1K"));
     }
     Ok(size)
 }

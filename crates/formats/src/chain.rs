@@ -115,7 +115,15 @@ pub struct ChainChecker {
     last: Option<(String, u64, u64)>,
     /// Hash and seq of the last whole record read (the head).
     good: Option<(String, u64)>,
-    /// The previous record was a `close` (nothing may follow in the run) .
+    /// The record with the highest seq so far: (hash, seq, line).
+    max: Option<(String, u64, u64)>,
+    /// Records `.1..2` absent before line `.0`, not yet reported: the next
+    /// record says whether they were removed or moved.
+    gap: Option<(u64, u64, u64)>,
+    /// The line of a record already reported as edited (its hash will not
+    /// match the next link either: one edit, one report).
+    flagged: Option<u64>,
+    /// The previous record was a `close` (nothing may follow in the run).
     closed_at: Option<u64>,
     problems: Vec<Problem>,
     /// Problems kept for the report (all are counted).
@@ -148,14 +156,18 @@ impl ChainChecker {
         }
     }
 
-    /// A line that is not a record at all (cut, not JSON): a truncated or
-    /// damaged record. `at_end` says whether it was the file's last line
-    /// and ended without a newline.
-    pub fn damaged(&mut self, line: u64, at_end: bool, why: &str) {
-        let kind = if at_end { "truncated" } else { "edited" };
-        self.problem(line, None, kind, format!("not a complete record ({why})"));
+    /// A problem found outside the chain itself (a checkpoint that does not
+    /// match a record).
+    pub fn report(&mut self, line: u64, seq: Option<u64>, kind: &'static str, detail: String) {
+        self.problem(line, seq, kind, detail);
+    }
+
+    /// A line that is not a whole record: `kind` is `truncated` (a cut last
+    /// line) or `edited` (damage inside the file).
+    pub fn damaged(&mut self, line: u64, kind: &'static str, why: &str) {
+        self.problem(line, None, kind, why.to_string());
         // The next record's link is judged against the last good record:
-        // a cut line is reported once, not again as a broken link.
+        // a damaged line is reported once, not again as a broken link.
         self.last = None;
     }
 
@@ -175,21 +187,37 @@ impl ChainChecker {
             }
             _ => {}
         }
-        if let Some(at) = self.closed_at.take() {
-            self.problem(line, Some(link.seq), "reordered", format!("record after the run's close record (seq {at})"));
+        let after_close = self.closed_at.take();
+        if let Some(at) = after_close {
+            self.problem(line, Some(link.seq), "reordered", format!("record {} comes after the run's close record (record {at})", link.seq));
         }
-        match self.last.take() {
-            None if self.state.records == 0 && self.state.first_seq.is_none() => {
-                if link.seq == 0 && link.prev != GENESIS {
-                    self.problem(line, Some(0), "edited", "record 0 does not start from the genesis hash".into());
-                } else if link.seq != 0 {
-                    // A later file of a run: its link is checked against the
-                    // previous file by `verify`, which reads them in order.
-                    self.state.first_seq = Some(link.seq);
+        // A record whose number was edited counts as the one it stands for.
+        let mut renumbered = None;
+        if let Some(gap) = self.gap.take() {
+            self.settle_gap(gap, line, &link);
+        } else {
+            match self.last.take() {
+                None if self.state.records == 0 && self.state.first_seq.is_none() => {
+                    if link.seq == 0 && link.prev != GENESIS {
+                        self.problem(line, Some(0), "edited", "record 0 does not start from the genesis hash".into());
+                    } else if link.seq != 0 {
+                        // A later file of a run: its link is checked against the
+                        // previous file by `verify`, which reads them in order.
+                        self.state.first_seq = Some(link.seq);
+                    }
+                }
+                None => {}
+                // After records moved back into place, the chain goes on from the highest.
+                Some(prev) => {
+                    let reference = match &self.max {
+                        Some(m) if link.seq == m.1.saturating_add(1) && m.1 > prev.1 => m.clone(),
+                        _ => prev,
+                    };
+                    if after_close.is_none() {
+                        renumbered = self.check_link(line, &link, reference);
+                    }
                 }
             }
-            None => {}
-            Some((prev_hash, prev_seq, prev_line)) => self.check_link(line, &link, &prev_hash, prev_seq, prev_line),
         }
         self.state.first_seq.get_or_insert(link.seq);
         self.state.last_seq = Some(link.seq);
@@ -200,26 +228,68 @@ impl ChainChecker {
         };
         if self.state.ended.as_deref() == Some("close") {
             self.closed_at = Some(link.seq);
+            if record.get("records").and_then(Value::as_u64).is_some_and(|n| n != link.seq + 1) {
+                self.problem(line, Some(link.seq), "edited", format!("the close record counts {} records, but it is record {} of the run", record["records"], link.seq));
+            }
         }
+        let seq = renumbered.unwrap_or(link.seq);
         self.state.head = Some(hash.clone());
-        self.good = Some((hash.clone(), link.seq));
-        self.last = Some((hash, link.seq, line));
+        self.good = Some((hash.clone(), seq));
+        if self.max.as_ref().is_none_or(|m| seq > m.1) {
+            self.max = Some((hash.clone(), seq, line));
+        }
+        self.last = Some((hash, seq, line));
     }
 
-    /// `prev_line` is 0 when the previous record is in the previous file.
-    fn check_link(&mut self, line: u64, link: &Link, prev_hash: &str, prev_seq: u64, prev_line: u64) {
+    /// `prev` is (hash, seq, line) of the record this one should follow; its
+    /// line is 0 when it is in the previous file.
+    /// Returns the seq the record stands for when its own was edited.
+    fn check_link(&mut self, line: u64, link: &Link, prev: (String, u64, u64)) -> Option<u64> {
+        let (prev_hash, prev_seq, prev_line) = prev;
         let expected = prev_seq.saturating_add(1);
         if link.seq == expected {
-            if link.prev != prev_hash {
+            if link.prev != prev_hash && (prev_line == 0 || self.flagged != Some(prev_line)) {
                 let (at, where_) = if prev_line > 0 { (prev_line, String::new()) } else { (line, " (the previous file's last record)".to_string()) };
                 self.problem(at, Some(prev_seq), "edited", format!("record {prev_seq}{where_} was changed after it was written: record {} (line {line}) links to a different hash", link.seq));
             }
+        } else if link.seq > expected && link.prev == prev_hash {
+            // It links to the record before it: nothing is missing, its
+            // own number was changed.
+            self.problem(line, Some(link.seq), "edited", format!("this record says it is record {}, but it links to record {prev_seq} (line {prev_line}): its number was changed", link.seq));
+            self.flagged = Some(line);
+            return Some(expected);
         } else if link.seq > expected {
-            let n = link.seq - expected;
-            let range = if n == 1 { format!("record {expected} is") } else { format!("records {expected}..{} are", link.seq - 1) };
-            self.problem(line, Some(link.seq), "missing", format!("{range} missing before this line ({n} removed)"));
+            // Missing, or moved further down: the next record tells.
+            self.gap = Some((line, expected, link.seq));
         } else {
             self.problem(line, Some(link.seq), "reordered", format!("record {} follows record {prev_seq}: records were reordered or repeated", link.seq));
+        }
+        None
+    }
+
+    /// A gap seen at `line` (records `from..to` absent) and the record
+    /// after it: one that falls in the gap was moved, not removed.
+    fn settle_gap(&mut self, (gap_line, from, to): (u64, u64, u64), line: u64, link: &Link) {
+        if (from..to).contains(&link.seq) {
+            self.problem(line, Some(link.seq), "reordered", format!("record {} comes after record {to} (line {gap_line}): records were moved", link.seq));
+            if to - from > 1 {
+                self.problem(gap_line, Some(to), "missing", format!("records {from}..{} other than {} are missing before this line", to - 1, link.seq));
+            }
+        } else {
+            self.report_gap(gap_line, from, to);
+        }
+    }
+
+    fn report_gap(&mut self, line: u64, from: u64, to: u64) {
+        let n = to - from;
+        let range = if n == 1 { format!("record {from} is") } else { format!("records {from}..{} are", to - 1) };
+        self.problem(line, Some(to), "missing", format!("{range} missing before this line ({n} removed)"));
+    }
+
+    /// The input ended: a gap seen at the last record is reported.
+    pub fn finish(&mut self) {
+        if let Some((line, from, to)) = self.gap.take() {
+            self.report_gap(line, from, to);
         }
     }
 
@@ -260,9 +330,10 @@ mod tests {
         for (i, l) in lines.iter().enumerate() {
             match serde_json::from_str::<Value>(l) {
                 Ok(v) => c.record(i as u64 + 1, l.as_bytes(), &v),
-                Err(e) => c.damaged(i as u64 + 1, i + 1 == lines.len(), &e.to_string()),
+                Err(e) => c.damaged(i as u64 + 1, if i + 1 == lines.len() { "truncated" } else { "edited" }, &e.to_string()),
             }
         }
+        c.finish();
         c
     }
 
@@ -294,11 +365,36 @@ mod tests {
     }
 
     #[test]
-    fn reordered_records_are_reported() {
-        let mut l = chain(5);
-        l.swap(1, 2);
+    fn two_swapped_records_are_one_reorder_not_removals() {
+        let mut l = chain(6);
+        l.swap(2, 3);
         let c = check(&l);
-        assert!(c.problems().iter().any(|p| p.kind == "reordered"), "{:?}", c.problems());
+        let kinds: Vec<_> = c.problems().iter().map(|p| (p.kind, p.line)).collect();
+        assert_eq!(kinds, vec![("reordered", 4)], "{:?}", c.problems());
+    }
+
+    #[test]
+    fn a_changed_record_number_is_an_edit() {
+        let mut l = chain(6);
+        l[3] = l[3].replace("\"seq\":3", "\"seq\":40");
+        let c = check(&l);
+        assert_eq!(c.problems().iter().map(|p| (p.kind, p.line)).collect::<Vec<_>>(), vec![("edited", 4)], "{:?}", c.problems());
+    }
+
+    #[test]
+    fn a_removed_last_but_one_record_is_missing() {
+        let mut l = chain(5);
+        l.remove(3);
+        let c = check(&l);
+        assert_eq!(c.problems().iter().map(|p| p.kind).collect::<Vec<_>>(), vec!["missing"], "{:?}", c.problems());
+    }
+
+    #[test]
+    fn a_close_record_with_a_wrong_count_is_an_edit() {
+        let mut l = chain(4);
+        l[3] = l[3].replace(r#""event":"close""#, r#""event":"close","records":9"#);
+        let c = check(&l);
+        assert!(c.problems().iter().any(|p| p.kind == "edited" && p.detail.contains("counts 9")), "{:?}", c.problems());
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl JsonRpcJsonlParser {
 
     fn follow_chain(&mut self, line: &Line<'_>, record: Option<&Value>) {
         if let Some((at, why)) = self.damaged.take() {
-            self.chain.damaged(at, false, &why);
+            self.chain.damaged(at, "edited", &why);
         }
         match record {
             Some(v) if v.get("chain").is_some() || self.chained => {
@@ -74,7 +74,7 @@ impl JsonRpcJsonlParser {
                 self.chain.record(line.pos.line, line.bytes, v);
             }
             Some(_) => {}
-            None if self.chained => self.damaged = Some((line.pos.line, "not a JSON object".into())),
+            None if self.chained => self.damaged = Some((line.pos.line, "a line that is not a record (inserted, or a record corrupted)".into())),
             None => {}
         }
     }
@@ -85,6 +85,9 @@ impl JsonRpcJsonlParser {
         let ts = v.get("ts").and_then(ts_of);
         let server = v.get("server").and_then(Value::as_str).filter(|s| !s.is_empty());
         match (event, ts, server) {
+            // An HTTP proxy's start launches nothing: its sessions are the
+            // Mcp-Session-Ids of its messages.
+            ("start", Some(_), Some(_)) if v.get("command").is_none() => out.account(&line.pos, 1, LineOutcome::Skipped("recorder: start of an HTTP proxy run")),
             ("start", Some(ts), Some(server)) => {
                 let argv: Vec<String> = v.get("command").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
                 out.mcp(wire_event(line, v, ts, server, McpEventKind::Launch { command: argv.first().cloned(), args: argv.get(1..).map(<[String]>::to_vec).unwrap_or_default() }));
@@ -197,9 +200,10 @@ impl Parser for JsonRpcJsonlParser {
     }
 
     fn finish(&mut self, _out: &mut dyn Emit) {
-        if let Some((at, why)) = self.damaged.take() {
-            self.chain.damaged(at, true, &why);
+        if let Some((at, _)) = self.damaged.take() {
+            self.chain.damaged(at, "truncated", "the last line is not a whole record: the file was cut");
         }
+        self.chain.finish();
     }
 
     fn chain_state(&self) -> Option<serde_json::Value> {

@@ -55,6 +55,8 @@ pub struct HttpProxy {
     pub recorder: Recorder,
     client: reqwest::Client,
     exchanges: AtomicU64,
+    /// The upstream failed the last request: said once on stderr, and again when it answers.
+    upstream_down: std::sync::atomic::AtomicBool,
 }
 
 impl HttpProxy {
@@ -62,7 +64,7 @@ impl HttpProxy {
         // no_proxy: the recorder talks to the upstream the user named, not
         // to whatever HTTP_PROXY the environment has.
         let client = reqwest::Client::builder().no_proxy().connect_timeout(std::time::Duration::from_secs(10)).build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(HttpProxy { upstream, server, redact, sync, recorder, client, exchanges: AtomicU64::new(0) })
+        Ok(HttpProxy { upstream, server, redact, sync, recorder, client, exchanges: AtomicU64::new(0), upstream_down: Default::default() })
     }
 }
 
@@ -191,6 +193,9 @@ async fn handle(proxy: Arc<HttpProxy>, req: Request<Incoming>) -> Result<Respons
     }
     let resp = match upstream_req.send().await {
         Ok(r) => {
+            if proxy.upstream_down.swap(false, Ordering::Relaxed) {
+                eprintln!("mcp-forensics record: the upstream answers again");
+            }
             if defer {
                 let mut ex = ex.clone();
                 ex.session = r.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -203,6 +208,9 @@ async fn handle(proxy: Arc<HttpProxy>, req: Request<Incoming>) -> Result<Respons
                 record_body(&proxy, &ex, "client_to_server", request_http, &body);
             }
             let why = format!("upstream {} did not answer: {}", proxy.upstream.origin().ascii_serialization(), error_chain(&e));
+            if !proxy.upstream_down.swap(true, Ordering::Relaxed) {
+                eprintln!("mcp-forensics record: {why}; answering 502 until it does (recorded)");
+            }
             let mut m = Map::new();
             m.insert("status".into(), 502.into());
             record_event(&proxy, &ex, ex.http(m), Some(why.clone()));

@@ -145,7 +145,7 @@ pub fn run_http(opts: &Options, listen: SocketAddr, upstream: &str) -> Result<()
     let proxy = Arc::new(http::HttpProxy::new(url, opts.server_name.clone(), opts.redact, opts.sync, rec.clone())?);
     let mut r = journal::Record::now();
     r.set("event", "start").set("server", opts.server_name.as_str()).set("upstream", upstream).set("listen", listen.to_string()).set("recorder_pid", std::process::id());
-    r.set("recorder", serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "host": hostname()}));
+    r.set("recorder", serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "host": hostname(), "cwd": std::env::current_dir().ok().map(|d| d.display().to_string())}));
     rec.record(r);
     let served = rt.block_on(http::serve(listen, proxy, shutdown_signal()));
     // Responses still streaming end with the runtime.

@@ -79,6 +79,9 @@ fn start_record(launch: &Launch, pid: Option<u32>) -> Record {
     if let Some(p) = pid {
         r.set("pid", p);
     }
+    if let Some(h) = crate::hostname() {
+        r.set("host", h);
+    }
     r.set("command", launch.argv.clone()).set("recorder_pid", std::process::id()).set("recorder", json!({"version": env!("CARGO_PKG_VERSION"), "host": crate::hostname(), "cwd": std::env::current_dir().ok().map(|d| d.display().to_string())}));
     if let Some(p) = package::requested(&launch.argv) {
         r.set("package", package::requested_json(&p));

@@ -54,6 +54,8 @@ pub struct Anchor {
     pub chain: String,
     pub seq: u64,
     pub head: String,
+    /// The file the record was in when anchored (`file=`).
+    pub file: Option<String>,
 }
 
 /// The anchors in a text (any line containing the checkpoint's words:
@@ -65,15 +67,17 @@ pub fn anchors_in(text: &str) -> Vec<Anchor> {
             let mut chain = None;
             let mut seq = None;
             let mut head = None;
+            let mut file = None;
             for word in l[at..].split_whitespace() {
                 match word.split_once('=') {
                     Some(("chain", v)) => chain = Some(v.to_string()),
                     Some(("seq", v)) => seq = v.parse().ok(),
                     Some(("head", v)) if v.len() == 64 => head = Some(v.to_ascii_lowercase()),
+                    Some(("file", v)) => file = Some(v.to_string()),
                     _ => {}
                 }
             }
-            Some(Anchor { chain: chain?, seq: seq?, head: head? })
+            Some(Anchor { chain: chain?, seq: seq?, head: head?, file })
         })
         .collect()
 }
@@ -182,13 +186,18 @@ fn verify_run(chain: &str, files: &[(u64, PathBuf, Option<String>)], anchors: &[
         }
         prev_end = last.clone().map(|(h, s)| (h, s, end.next.clone(), file.clone()));
     }
+    // Anchors no record matched: the file they name is gone, or records were cut.
+    let names: Vec<String> = files.iter().filter_map(|f| f.1.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
     for (seq, head) in &anchored {
-        let file = files.last().map(|f| f.1.clone()).unwrap_or_default();
-        let detail = match &last {
-            Some((_, s)) if seq > s => format!("a checkpoint anchors record {seq} (head {}), but the run ends at record {s}: records after it were cut", &head[..12]),
-            _ => format!("a checkpoint anchors record {seq} (head {}), which is not in the files given", &head[..12]),
+        let anchor = anchors.iter().find(|a| a.seq == *seq);
+        let anchored_file = anchor.and_then(|a| a.file.clone());
+        let base = anchored_file.as_deref().and_then(|f| Path::new(f).file_name()).map(|n| n.to_string_lossy().into_owned());
+        let (file, kind, detail) = match (&base, &last) {
+            (Some(b), _) if !names.contains(b) => (PathBuf::from(anchored_file.clone().unwrap_or_default()), "missing", format!("a checkpoint anchors record {seq} (head {}) in {b}, which is not among the files given: the file was removed", &head[..12])),
+            (_, Some((_, s))) if seq > s => (files.last().map(|f| f.1.clone()).unwrap_or_default(), "truncated", format!("a checkpoint anchors record {seq} (head {}), but the run ends at record {s}: records after it were cut", &head[..12])),
+            _ => (files.last().map(|f| f.1.clone()).unwrap_or_default(), "missing", format!("a checkpoint anchors record {seq} (head {}), which is not in the files given", &head[..12])),
         };
-        problems.push(Finding { file, line: 0, seq: Some(*seq), kind: "truncated", detail });
+        problems.push(Finding { file, line: 0, seq: Some(*seq), kind, detail });
     }
     let broken = problems.iter().any(|p| p.kind != "more");
     let state = if broken { "broken" } else if ended_closed { "intact" } else { "open" };
@@ -217,7 +226,7 @@ fn check_file(path: &Path, checker: &mut ChainChecker, anchored: &mut BTreeMap<u
         }
         n += 1;
         if let Some((at, why)) = pending.take() {
-            checker.damaged(at, false, &why);
+            checker.damaged(at, "edited", &why);
         }
         let complete = buf.ends_with(b"\n");
         if !complete && buf.len() > MAX_RECORD {
@@ -236,8 +245,7 @@ fn check_file(path: &Path, checker: &mut ChainChecker, anchored: &mut BTreeMap<u
                         if *want == record_hash(line) {
                             *matched += 1;
                         } else {
-                            // Judged as an edit at this record.
-                            checker.damaged(n, false, &format!("record {} differs from the head a checkpoint anchored", link.seq));
+                            checker.report(n, Some(link.seq), "edited", format!("record {} differs from the head a checkpoint anchored: it was changed after the checkpoint", link.seq));
                         }
                         anchored.remove(&link.seq);
                     }
@@ -249,22 +257,22 @@ fn check_file(path: &Path, checker: &mut ChainChecker, anchored: &mut BTreeMap<u
                 }
                 checker.record(n, line, &v);
                 if !complete {
-                    checker.damaged(n, true, "the last record has no newline: the file was cut after it, or is still being written");
+                    checker.damaged(n, "truncated", "the last record has no newline: the file was cut after it, or is still being written");
                 }
             }
             _ => {
-                let why = if complete { "not a JSON record" } else { "cut: no newline and not a whole record" };
-                pending = Some((n, why.to_string()));
-                if !complete {
-                    checker.damaged(n, true, why);
-                    pending = None;
+                if complete {
+                    pending = Some((n, "a line that is not a record (inserted, or a record corrupted)".to_string()));
+                } else {
+                    checker.damaged(n, "truncated", "the last line has no newline and is not a whole record: the file was cut");
                 }
             }
         }
     }
     if let Some((at, why)) = pending {
-        checker.damaged(at, false, &why);
+        checker.damaged(at, "edited", &why);
     }
+    checker.finish();
     Ok(FileEnd { lines: n, next })
 }
 
