@@ -16,25 +16,13 @@
 //! `verify` reports its problems with their positions.
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// `prev` of a run's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// The SHA-256 of a record line (without its newline), as lowercase hex.
 pub fn record_hash(line: &[u8]) -> String {
-    hex(&Sha256::digest(line))
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
+    crate::digest::sha256_hex(line)
 }
 
 /// The `chain` member of a record.
@@ -120,6 +108,9 @@ pub struct ChainChecker {
     /// Records `.1..2` absent before line `.0`, not yet reported: the next
     /// record says whether they were removed or moved.
     gap: Option<(u64, u64, u64)>,
+    /// A line that was not a record, judged once it is known whether it was
+    /// the last one (a cut tail) or not (damage inside the file).
+    unparsed: Option<u64>,
     /// The line of a record already reported as edited (its hash will not
     /// match the next link either: one edit, one report).
     flagged: Option<u64>,
@@ -162,6 +153,20 @@ impl ChainChecker {
         self.problem(line, seq, kind, detail);
     }
 
+    /// A line that does not parse as a record, where the reader cannot tell
+    /// whether more follow: `edited` if a line follows, `truncated` if the
+    /// input ends with it (see [`ChainChecker::finish`]).
+    pub fn not_a_record(&mut self, line: u64) {
+        self.settle_unparsed();
+        self.unparsed = Some(line);
+    }
+
+    fn settle_unparsed(&mut self) {
+        if let Some(at) = self.unparsed.take() {
+            self.damaged(at, "edited", "a line that is not a record (inserted, or a record corrupted)");
+        }
+    }
+
     /// A line that is not a whole record: `kind` is `truncated` (a cut last
     /// line) or `edited` (damage inside the file).
     pub fn damaged(&mut self, line: u64, kind: &'static str, why: &str) {
@@ -173,6 +178,7 @@ impl ChainChecker {
 
     /// One record line (`bytes` without its newline) and its parsed value.
     pub fn record(&mut self, line: u64, bytes: &[u8], record: &Value) {
+        self.settle_unparsed();
         let hash = record_hash(bytes);
         let Some(link) = Link::of(record) else {
             self.problem(line, None, "unchained", "a record without a well-formed chain member".into());
@@ -286,8 +292,12 @@ impl ChainChecker {
         self.problem(line, Some(to), "missing", format!("{range} missing before this line ({n} removed)"));
     }
 
-    /// The input ended: a gap seen at the last record is reported.
+    /// The input ended: a gap seen at the last record is reported, and a
+    /// last line that was not a record is a cut tail.
     pub fn finish(&mut self) {
+        if let Some(at) = self.unparsed.take() {
+            self.damaged(at, "truncated", "the last line is not a whole record: the file was cut");
+        }
         if let Some((line, from, to)) = self.gap.take() {
             self.report_gap(line, from, to);
         }
@@ -408,6 +418,19 @@ mod tests {
         let l = chain(5)[..3].to_vec();
         let c = check(&l);
         assert_eq!(c.state().verdict(), "open");
+    }
+
+    #[test]
+    fn a_line_that_is_not_a_record_is_an_edit_inside_and_a_cut_at_the_end() {
+        let l = chain(3);
+        let mut c = ChainChecker::new();
+        c.record(1, l[0].as_bytes(), &serde_json::from_str(&l[0]).unwrap());
+        c.not_a_record(2);
+        c.record(3, l[1].as_bytes(), &serde_json::from_str(&l[1]).unwrap());
+        c.not_a_record(4);
+        c.finish();
+        let kinds: Vec<_> = c.problems().iter().map(|p| (p.kind, p.line)).collect();
+        assert_eq!(kinds, vec![("edited", 2), ("truncated", 4)], "{:?}", c.problems());
     }
 
     #[test]

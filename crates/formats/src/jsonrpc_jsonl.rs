@@ -53,28 +53,22 @@ fn looks_like_recorder_event(t: &str) -> bool {
 /// [`crate::chain`]) alongside the messages.
 pub struct JsonRpcJsonlParser {
     chain: ChainChecker,
-    /// A line that was not a record, judged when it is known whether it was
-    /// the last one (a cut tail) or not (damage inside the file).
-    damaged: Option<(u64, String)>,
     chained: bool,
 }
 
 impl JsonRpcJsonlParser {
     pub fn new(_info: &SourceInfo) -> Self {
-        JsonRpcJsonlParser { chain: ChainChecker::new(), damaged: None, chained: false }
+        JsonRpcJsonlParser { chain: ChainChecker::new(), chained: false }
     }
 
     fn follow_chain(&mut self, line: &Line<'_>, record: Option<&Value>) {
-        if let Some((at, why)) = self.damaged.take() {
-            self.chain.damaged(at, "edited", &why);
-        }
         match record {
             Some(v) if v.get("chain").is_some() || self.chained => {
                 self.chained = true;
                 self.chain.record(line.pos.line, line.bytes, v);
             }
             Some(_) => {}
-            None if self.chained => self.damaged = Some((line.pos.line, "a line that is not a record (inserted, or a record corrupted)".into())),
+            None if self.chained => self.chain.not_a_record(line.pos.line),
             None => {}
         }
     }
@@ -200,9 +194,6 @@ impl Parser for JsonRpcJsonlParser {
     }
 
     fn finish(&mut self, _out: &mut dyn Emit) {
-        if let Some((at, _)) = self.damaged.take() {
-            self.chain.damaged(at, "truncated", "the last line is not a whole record: the file was cut");
-        }
         self.chain.finish();
     }
 

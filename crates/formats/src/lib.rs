@@ -20,6 +20,7 @@ pub mod claude_desktop;
 pub mod client_config;
 pub mod collect;
 pub mod detect;
+pub mod digest;
 pub mod gateway;
 pub mod jsondoc;
 pub mod jsonrpc;

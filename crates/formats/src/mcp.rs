@@ -22,6 +22,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::address;
+use crate::digest::hex;
 use crate::collect::{NamedRow, RowOut, Val};
 use crate::time::date_of;
 use crate::Pos;
@@ -178,15 +179,6 @@ fn short_hash(parts: &[&str]) -> String {
     hex(&h.finalize()[..8])
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const H: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(H[(b >> 4) as usize] as char);
-        s.push(H[(b & 15) as usize] as char);
-    }
-    s
-}
 
 /// Compact JSON text of a value.
 fn json_text(v: &Value) -> String {
@@ -362,7 +354,7 @@ pub fn tool_definition_sha256(tool: &Value) -> String {
         "inputSchema": pick("inputSchema"),
         "annotations": pick("annotations"),
     });
-    hex(&Sha256::digest(canonical_json(&def).as_bytes()))
+    crate::digest::sha256_hex(canonical_json(&def).as_bytes())
 }
 
 /// One address found in tool arguments.

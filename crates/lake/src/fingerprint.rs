@@ -13,10 +13,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use mcpf_formats::digest::hex;
 
 /// sha256 of no bytes: the prefix of a source ingested from its start.
 pub fn empty_sha() -> String {

@@ -27,7 +27,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Map, Value};
 
 use crate::journal::Record;
-use crate::message::{frame_of, hex_sha256, message_record, Context, Frame, LineSplitter};
+use crate::message::{frame_of, message_record, Context, Frame, LineSplitter};
+use mcpf_formats::digest::sha256_hex;
 use crate::recorder::Recorder;
 
 /// Largest request body forwarded (a JSON-RPC request; larger is refused
@@ -128,7 +129,7 @@ fn headers_json(h: &HeaderMap, listed: &[&str]) -> Map<String, Value> {
     for name in SECRET_HEADERS {
         for v in h.get_all(name) {
             let scheme = (name.ends_with("authorization")).then(|| String::from_utf8_lossy(v.as_bytes()).split(' ').next().unwrap_or("").to_string()).filter(|s| !s.is_empty() && s.len() < 32 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-            secrets.push(json!({"name": name, "scheme": scheme, "sha256": hex_sha256(v.as_bytes())}));
+            secrets.push(json!({"name": name, "scheme": scheme, "sha256": sha256_hex(v.as_bytes())}));
         }
     }
     let mut names: Vec<String> = h.keys().map(|k| k.as_str().to_string()).collect();
@@ -142,8 +143,23 @@ fn headers_json(h: &HeaderMap, listed: &[&str]) -> Map<String, Value> {
     m
 }
 
+/// The `Mcp-Session-Id` of a request or response.
+fn session_of(h: &HeaderMap) -> Option<String> {
+    h.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// A body of bytes in hand.
+fn full_body(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+/// `out` with `body`, or a 502 saying why the response could not be built.
+fn respond(out: hyper::http::response::Builder, body: Body) -> Response<Body> {
+    out.body(body).unwrap_or_else(|e| text_response(StatusCode::BAD_GATEWAY, format!("mcp-forensics record: relaying the response: {e}\n")))
+}
+
 fn text_response(status: StatusCode, text: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(full_body(text));
     *r.status_mut() = status;
     r.headers_mut().insert("content-type", HeaderValue::from_static("text/plain; charset=utf-8"));
     r
@@ -155,7 +171,7 @@ async fn handle(proxy: Arc<HttpProxy>, req: Request<Incoming>) -> Result<Respons
         n: proxy.exchanges.fetch_add(1, Ordering::Relaxed) + 1,
         method: parts.method.to_string(),
         path: parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into()),
-        session: parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string),
+        session: session_of(&parts.headers),
     };
     let request_http = ex.http(headers_json(&parts.headers, &REQUEST_HEADERS));
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
@@ -198,7 +214,7 @@ async fn handle(proxy: Arc<HttpProxy>, req: Request<Incoming>) -> Result<Respons
             }
             if defer {
                 let mut ex = ex.clone();
-                ex.session = r.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+                ex.session = session_of(r.headers());
                 record_body(&proxy, &ex, "client_to_server", request_http, &body);
             }
             r
@@ -237,8 +253,8 @@ async fn relay_response(proxy: &Arc<HttpProxy>, mut ex: Exchange, resp: reqwest:
     let status = resp.status();
     let mut response_http = headers_json(resp.headers(), &RESPONSE_HEADERS);
     response_http.insert("status".into(), status.as_u16().into());
-    if let Some(s) = resp.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()) {
-        ex.session = Some(s.to_string());
+    if let Some(s) = session_of(resp.headers()) {
+        ex.session = Some(s);
     }
     let sse = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
     let mut out = Response::builder().status(status);
@@ -268,8 +284,7 @@ async fn relay_response(proxy: &Arc<HttpProxy>, mut ex: Exchange, resp: reqwest:
                         tap.feed(c);
                     }
                     drop(tap);
-                    let whole: Vec<u8> = head.concat();
-                    return out.body(Full::new(Bytes::from(whole)).map_err(|never| match never {}).boxed()).unwrap_or_else(|e| text_response(StatusCode::BAD_GATEWAY, format!("mcp-forensics record: relaying the response: {e}\n")));
+                    return respond(out, full_body(head.concat()));
                 }
                 Err(e) => {
                     tap.fail(&e);
@@ -290,8 +305,7 @@ async fn relay_response(proxy: &Arc<HttpProxy>, mut ex: Exchange, resp: reqwest:
             Err(std::io::Error::other(e))
         }
     });
-    let body = BodyExt::boxed(StreamBody::new(stream));
-    out.body(body).unwrap_or_else(|e| text_response(StatusCode::BAD_GATEWAY, format!("mcp-forensics record: relaying the response: {e}\n")))
+    respond(out, BodyExt::boxed(StreamBody::new(stream)))
 }
 
 /// An SSE event being read (WHATWG HTML "event stream interpretation").
@@ -372,9 +386,7 @@ impl Tap {
     }
 
     fn fail(&mut self, e: &reqwest::Error) {
-        let mut http = self.http.clone();
-        http["error"] = format!("the response body broke off: {}", error_chain(e)).into();
-        self.http = http;
+        self.http["error"] = format!("the response body broke off: {}", error_chain(e)).into();
     }
 
     /// The body ended (or the client went away): record what is left, and
@@ -388,13 +400,7 @@ impl Tap {
         } else if let Some(body) = self.body.finish() {
             if !body.bytes.iter().all(u8::is_ascii_whitespace) {
                 let http = self.http.clone();
-                record_messages(&body, &mut |f, batch| {
-                    let mut http = http.clone();
-                    if let Some(b) = batch {
-                        http["batch"] = b;
-                    }
-                    self.record(f, http)
-                });
+                record_messages(&body, &http, &mut |f, http| self.record(f, http));
             }
         }
         if self.recorded == 0 {
@@ -410,20 +416,22 @@ impl Drop for Tap {
     }
 }
 
-/// Call `each` for every message of a body: a JSON array (a batch) element
-/// by element, anything else whole.
-fn record_messages(body: &Frame, each: &mut dyn FnMut(&Frame, Option<Value>)) {
+/// Call `each` for every message of a body with its `http` member: a JSON
+/// array (a batch) element by element (`http.batch: {index, of}`),
+/// anything else whole.
+fn record_messages(body: &Frame, http: &Value, each: &mut dyn FnMut(&Frame, Value)) {
     if body.sha256.is_none() && body.bytes.trim_ascii_start().starts_with(b"[") {
         if let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(&body.bytes) {
             let n = items.len();
             for (i, item) in items.iter().enumerate() {
-                let bytes = serde_json::to_vec(item).unwrap_or_default();
-                each(&frame_of(bytes), Some(json!({"index": i, "of": n})));
+                let mut http = http.clone();
+                http["batch"] = json!({"index": i, "of": n});
+                each(&frame_of(serde_json::to_vec(item).unwrap_or_default()), http);
             }
             return;
         }
     }
-    each(body, None);
+    each(body, http.clone());
 }
 
 /// Whether a body is an `initialize` request (alone or in a batch).
@@ -447,11 +455,7 @@ fn record_body(proxy: &HttpProxy, ex: &Exchange, direction: &'static str, http: 
         record_event(proxy, ex, http, None);
         return;
     }
-    record_messages(&frame_of(body.to_vec()), &mut |f, batch| {
-        let mut http = http.clone();
-        if let Some(b) = batch {
-            http["batch"] = b;
-        }
+    record_messages(&frame_of(body.to_vec()), &http, &mut |f, http| {
         let mut extra = Map::new();
         extra.insert("http".into(), http);
         let ctx = Context { direction, server: &proxy.server, session: ex.session.as_deref(), pid: None, redact: proxy.redact, extra };

@@ -71,7 +71,7 @@ fn run_id() -> String {
         let _ = f.read_exact(&mut noise);
     }
     h.update(noise);
-    mcpf_formats::chain::hex(&h.finalize()[..8])
+    mcpf_formats::digest::hex(&h.finalize()[..8])
 }
 
 /// A file-name-safe form of the server name.

@@ -1,6 +1,7 @@
 //! One JSON-RPC message as a record, and the framing that finds messages
 //! in a byte stream in bounded memory.
 
+use mcpf_formats::digest::sha256_hex;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -59,7 +60,7 @@ pub fn message_record(frame: &Frame, ctx: Context<'_>) -> Record {
         }
         Ok(_) => match ctx.redact.then(|| redact_message(bytes)).flatten() {
             Some(red) => {
-                r.set("redacted", json!({"pointer": "/params/arguments", "kinds": red.kinds, "by": "mcp.sensitive_data_in_arguments detectors", "original_sha256": hex_sha256(bytes)}));
+                r.set("redacted", json!({"pointer": "/params/arguments", "kinds": red.kinds, "by": "mcp.sensitive_data_in_arguments detectors", "original_sha256": sha256_hex(bytes)}));
                 r.message = Some(red.message);
             }
             None => r.message = Some(bytes.to_vec()),
@@ -69,10 +70,6 @@ pub fn message_record(frame: &Frame, ctx: Context<'_>) -> Record {
         }
     }
     r
-}
-
-pub fn hex_sha256(b: &[u8]) -> String {
-    mcpf_formats::chain::hex(&Sha256::digest(b))
 }
 
 fn trim_line_end(b: &[u8]) -> &[u8] {
@@ -130,7 +127,7 @@ impl LineSplitter {
     pub fn take(&mut self) -> Frame {
         let bytes = std::mem::take(&mut self.buf);
         let size = std::mem::take(&mut self.size);
-        let sha256 = self.overflow.take().map(|h| mcpf_formats::chain::hex(&h.finalize()));
+        let sha256 = self.overflow.take().map(|h| mcpf_formats::digest::hex(&h.finalize()));
         Frame { bytes, size, sha256 }
     }
 
@@ -152,7 +149,7 @@ fn memchr_newline(b: &[u8]) -> Option<usize> {
 /// A frame of bytes known to be whole and small (an HTTP body, an SSE event).
 pub fn frame_of(bytes: Vec<u8>) -> Frame {
     if bytes.len() > MAX_EMBEDDED {
-        let sha = hex_sha256(&bytes);
+        let sha = sha256_hex(&bytes);
         let size = bytes.len() as u64;
         let mut bytes = bytes;
         bytes.truncate(KEPT_HEAD);

@@ -37,6 +37,19 @@ pub enum Exit {
     Signal(i32),
 }
 
+impl Launch {
+    /// A lifecycle record of this run: `event`, server, session and, once
+    /// the server runs, its pid.
+    fn event(&self, event: &str, pid: Option<u32>) -> Record {
+        let mut r = Record::now();
+        r.set("event", event).set("server", self.server.as_str()).set("session", self.session.as_str());
+        if let Some(p) = pid {
+            r.set("pid", p);
+        }
+        r
+    }
+}
+
 /// Run the proxy to the end; returns how the server ended.
 pub fn run(launch: Launch, recorder: Recorder) -> Exit {
     let launch = Arc::new(launch);
@@ -65,8 +78,7 @@ pub fn run(launch: Launch, recorder: Recorder) -> Exit {
     let _ = to_client.join();
     let _ = errors.join();
     drop(to_server);
-    let mut r = Record::now();
-    r.set("event", "exit").set("server", launch.server.as_str()).set("session", launch.session.as_str()).set("pid", pid);
+    let mut r = launch.event("exit", Some(pid));
     let code = exit_code(&status, &mut r);
     recorder.record(r);
     recorder.close();
@@ -74,11 +86,7 @@ pub fn run(launch: Launch, recorder: Recorder) -> Exit {
 }
 
 fn start_record(launch: &Launch, pid: Option<u32>) -> Record {
-    let mut r = Record::now();
-    r.set("event", "start").set("server", launch.server.as_str()).set("session", launch.session.as_str());
-    if let Some(p) = pid {
-        r.set("pid", p);
-    }
+    let mut r = launch.event("start", pid);
     if let Some(h) = crate::hostname() {
         r.set("host", h);
     }
@@ -98,8 +106,7 @@ fn resolve_package_later(launch: &Arc<Launch>, pid: u32, recorder: &Recorder) {
         for wait_ms in [300u64, 1000, 3000, 10_000] {
             thread::sleep(Duration::from_millis(wait_ms));
             if let Some(found) = package::resolve(pid, &pkg) {
-                let mut r = Record::now();
-                r.set("event", "package").set("server", launch.server.as_str()).set("session", launch.session.as_str()).set("pid", pid);
+                let mut r = launch.event("package", Some(pid));
                 r.set("package", json!({"name": found.name, "version": found.version, "from": found.from.display().to_string(), "requested_version": pkg.version}));
                 recorder.record(r);
                 return;
@@ -150,8 +157,8 @@ fn stderr_pump(mut from: impl Read + Send + 'static, launch: Arc<Launch>, pid: u
         let mut err = std::io::stderr();
         let mut record = |f: Frame| {
             let text = String::from_utf8_lossy(&f.bytes[..f.bytes.len().min(16 * 1024)]).trim_end_matches(['\r', '\n']).to_string();
-            let mut r = Record::now();
-            r.set("event", "stderr").set("server", launch.server.as_str()).set("session", launch.session.as_str()).set("pid", pid).set("text", text);
+            let mut r = launch.event("stderr", Some(pid));
+            r.set("text", text);
             if f.size > 16 * 1024 {
                 r.set("size", f.size);
             }

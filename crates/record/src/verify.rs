@@ -217,7 +217,6 @@ fn check_file(path: &Path, checker: &mut ChainChecker, anchored: &mut BTreeMap<u
     let mut buf = Vec::new();
     let mut n = 0;
     let mut next = None;
-    let mut pending: Option<(u64, String)> = None;
     loop {
         buf.clear();
         let read = (&mut r).take(MAX_RECORD as u64 + 1).read_until(b'\n', &mut buf)?;
@@ -225,9 +224,6 @@ fn check_file(path: &Path, checker: &mut ChainChecker, anchored: &mut BTreeMap<u
             break;
         }
         n += 1;
-        if let Some((at, why)) = pending.take() {
-            checker.damaged(at, "edited", &why);
-        }
         let complete = buf.ends_with(b"\n");
         if !complete && buf.len() > MAX_RECORD {
             skip_line(&mut r)?;
@@ -261,16 +257,14 @@ fn check_file(path: &Path, checker: &mut ChainChecker, anchored: &mut BTreeMap<u
                 }
             }
             _ => {
+                // With its newline it is damage inside the file, whatever follows.
                 if complete {
-                    pending = Some((n, "a line that is not a record (inserted, or a record corrupted)".to_string()));
+                    checker.damaged(n, "edited", "a line that is not a record (inserted, or a record corrupted)");
                 } else {
                     checker.damaged(n, "truncated", "the last line has no newline and is not a whole record: the file was cut");
                 }
             }
         }
-    }
-    if let Some((at, why)) = pending {
-        checker.damaged(at, "edited", &why);
     }
     checker.finish();
     Ok(FileEnd { lines: n, next })
